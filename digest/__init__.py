@@ -1,0 +1,3 @@
+"""digest: one short, well-ranked digest a day from many feeds."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,204 @@
+"""The `digest` command: parses arguments, calls the pipeline, prints short results."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import click
+
+from . import __version__, pipeline
+from .config import load_config
+from .errors import ConfigError, DigestError
+from .models import Config, FetchResult
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _parse_now(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 date and time") from None
+    # a time without an offset is read as UTC, so --now means the same on every machine
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+NOW = click.option(
+    "--now",
+    callback=_parse_now,
+    metavar="ISO-8601",
+    help="Act as if it were this instant (ISO-8601; UTC unless an offset is given).",
+)
+CONFIG = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The TOML configuration file.",
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="digest")
+@click.option("-v", "--verbose", is_flag=True, help="Print more detail to stderr.")
+def cli(verbose: bool) -> None:
+    """One short, well-ranked digest a day from many feeds."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("digest")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logger.propagate = False
+
+
+@cli.command()
+@CONFIG
+@NOW
+@click.option("--dry-run", is_flag=True, help="Render and report; send, write and record nothing.")
+def run(config_path: str, now: datetime | None, dry_run: bool) -> None:
+    """Collect every feed, then deliver today's digests."""
+    config = _load(config_path)
+    with _failures_exit(), _progress(config) as on_feed:
+        report = pipeline.run(config, now or _now(), dry_run=dry_run, on_feed=on_feed)
+    _print_feeds(report.feeds)
+    for d in report.deliveries:
+        _err(_delivery_line(d))
+    if report.failed:
+        _err("some deliveries failed; they will be retried on the next run")
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@CONFIG
+@NOW
+def collect(config_path: str, now: datetime | None) -> None:
+    """Fetch every feed and store new entries; deliver nothing."""
+    config = _load(config_path)
+    with _failures_exit(), _progress(config) as on_feed:
+        feeds = pipeline.collect_only(config, now or _now(), on_feed)
+    _print_feeds(feeds)
+
+
+@cli.command()
+@CONFIG
+@click.option("--subscriber", required=True, help="The subscriber's name.")
+@NOW
+def preview(config_path: str, subscriber: str, now: datetime | None) -> None:
+    """Render a subscriber's digest as of now without sending or recording; print its path."""
+    config = _load(config_path)
+    with _failures_exit(), _progress(config) as on_feed:
+        path = pipeline.preview(config, subscriber, now or _now(), on_feed)
+    click.echo(str(path))
+
+
+@cli.command("check-config")
+@click.argument("config_path", type=click.Path(dir_okay=False))
+def check_config(config_path: str) -> None:
+    """Validate a configuration file and summarise it."""
+    config = _load(config_path)
+    s = config.settings
+    click.echo(f"{config_path}: OK")
+    click.echo(f"  title: {s.title}; state: {s.state}; timezone: {s.timezone}")
+    click.echo(f"  feeds ({len(config.feeds)}):")
+    for feed in config.feeds:
+        weight = f" ×{feed.weight:g}" if feed.weight != 1.0 else ""
+        click.echo(f"    {feed.name}: {feed.url}{weight}")
+    click.echo(f"  profiles ({len(config.profiles)}):")
+    for profile in config.profiles.values():
+        terms = ", ".join(term for term, _ in profile.keywords)
+        limits = f"max {profile.max_entries}, min score {profile.min_score:g}"
+        click.echo(f"    {profile.name}: {terms}; {limits}")
+    click.echo(f"  subscribers ({len(config.subscribers)}):")
+    for sub in config.subscribers:
+        click.echo(
+            f"    {sub.name} <{sub.email}>: profile {sub.profile}, "
+            f"at {sub.send_at:%H:%M} {sub.timezone}"
+        )
+    delivery = (
+        f"SMTP {config.smtp.host}:{config.smtp.port} ({config.smtp.security})"
+        if config.smtp
+        else f"files in {s.output}"
+    )
+    click.echo(f"  email delivery: {delivery}")
+    for out in config.markdown:
+        index = f", index {out.index}" if out.index else ""
+        click.echo(f"  markdown: {out.path} (profile {out.profile}{index})")
+
+
+def main() -> None:
+    cli()
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        _err(f"error: {e}")
+        sys.exit(EXIT_CONFIG)
+
+
+@contextmanager
+def _failures_exit() -> Iterator[None]:
+    try:
+        yield
+    except ConfigError as e:
+        _err(f"error: {e}")
+        sys.exit(EXIT_CONFIG)
+    except DigestError as e:
+        _err(f"error: {e}")
+        sys.exit(EXIT_FAILED)
+
+
+@contextmanager
+def _progress(config: Config) -> Iterator[Callable[[FetchResult], None] | None]:
+    """A progress bar over the feeds when stderr is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty() or len(config.feeds) < 2:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=Console(stderr=True)) as progress:
+        task = progress.add_task("fetching feeds", total=len(config.feeds))
+        yield lambda _result: progress.advance(task)
+
+
+def _print_feeds(feeds: list[pipeline.FeedReport] | tuple[pipeline.FeedReport, ...]) -> None:
+    new = sum(f.new for f in feeds)
+    failed = [f for f in feeds if f.error]
+    _err(f"collected {len(feeds)} feeds: {new} new entries, {len(failed)} failed")
+    for f in failed:
+        _err(f"  feed {f.name!r} failed: {f.error}")
+    for f in feeds:
+        logging.getLogger("digest").debug("  feed %r: %s, %d new", f.name, f.status, f.new)
+
+
+def _delivery_line(d: pipeline.DeliveryReport) -> str:
+    day = d.local_date.isoformat()
+    match d.outcome:
+        case "sent" | "written":
+            return f"{d.reader} {day}: {d.picks} picks → {d.target}"
+        case "empty":
+            return f"{d.reader} {day}: nothing new, no email"
+        case "already":
+            return f"{d.reader} {day}: already delivered, nothing sent"
+        case "dry-run":
+            target = f" → {d.target}" if d.target else ""
+            return f"{d.reader} {day}: {d.picks} picks (dry run, not sent){target}"
+        case "failed":
+            return f"{d.reader} {day}: FAILED: {d.error}"
+
+
+def _err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

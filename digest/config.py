@@ -1,0 +1,363 @@
+"""TOML → validated `Config`. Every problem is one line naming the file and the key."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from datetime import time
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+from .models import (
+    Config,
+    FeedConfig,
+    MarkdownOutput,
+    Profile,
+    Security,
+    Settings,
+    SmtpSettings,
+    Subscriber,
+)
+
+T = TypeVar("T")
+
+_TOP_KEYS = {"digest", "smtp", "feeds", "profiles", "subscribers", "markdown"}
+_DIGEST_KEYS = {"title", "state", "output", "timezone", "max_entries", "min_score"}
+_SMTP_KEYS = {
+    "host",
+    "port",
+    "security",
+    "username",
+    "password_env",
+    "from",
+    "ca_file",
+    "timeout",
+}
+_FEED_KEYS = {"name", "url", "weight"}
+_PROFILE_KEYS = {"keywords", "exclude", "max_entries", "min_score"}
+_SUBSCRIBER_KEYS = {"name", "email", "profile", "send_at", "timezone"}
+_MARKDOWN_KEYS = {"profile", "path", "index"}
+_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raise ConfigError on the first problem."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError as e:
+        raise ConfigError(shown, None, "no such file") from e
+    except OSError as e:
+        raise ConfigError(shown, None, f"cannot read: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(shown, None, f"not valid TOML: {e}") from e
+    return _Parser(shown, path.resolve().parent).config(raw, path.resolve())
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses, where plaintext SMTP is acceptable."""
+    if host.lower() in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _Parser:
+    def __init__(self, shown: str, base: Path) -> None:
+        self.shown = shown
+        self.base = base
+
+    def fail(self, key: str | None, reason: str) -> ConfigError:
+        return ConfigError(self.shown, key, reason)
+
+    def table(self, value: object, key: str, allowed: set[str]) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a table, not {_kind(value)}")
+        for name in value:
+            if name not in allowed:
+                full = f"{key}.{name}" if key else name
+                hint = ", ".join(sorted(allowed))
+                raise self.fail(full, f"unknown key (allowed here: {hint})")
+        return cast(Mapping[str, Any], value)
+
+    def get(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        name: str,
+        kind: type[T] | tuple[type, ...],
+        default: T | None = None,
+        *,
+        required: bool = False,
+    ) -> T:
+        full = f"{key}.{name}" if key else name
+        if name not in table:
+            if required:
+                raise self.fail(full, "missing")
+            return cast(T, default)
+        value = table[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int in Python but never a number in a config file
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.fail(full, f"must be {_kind_name(kinds)}, not a boolean")
+        if not isinstance(value, kinds):
+            raise self.fail(full, f"must be {_kind_name(kinds)}, not {_kind(value)}")
+        if isinstance(value, str) and not value.strip():
+            raise self.fail(full, "must not be empty")
+        return cast(T, value)
+
+    def check(self, ok: bool, key: str, reason: str) -> None:
+        if not ok:
+            raise self.fail(key, reason)
+
+    def zone(self, value: str, key: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            reason = f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')"
+            raise self.fail(key, reason) from e
+        return value
+
+    def path(self, value: str) -> Path:
+        return (self.base / Path(value).expanduser()).resolve()
+
+    def config(self, raw: Mapping[str, Any], path: Path) -> Config:
+        self.table(raw, "", _TOP_KEYS)
+        settings = self.settings(raw.get("digest", {}))
+        smtp = self.smtp(raw["smtp"]) if "smtp" in raw else None
+        feeds = self.items(raw, "feeds", self.feed)
+        names = [f.name for f in feeds]
+        for i, name in enumerate(names):
+            self.check(names.index(name) == i, f"feeds[{i}].name", f"duplicate feed name {name!r}")
+        self.check(bool(feeds), "feeds", "at least one [[feeds]] entry is needed")
+        profiles_raw = raw.get("profiles", {})
+        self.check(isinstance(profiles_raw, dict), "profiles", "must be a table of profiles")
+        profiles = {
+            name: self.profile(name, value, settings) for name, value in profiles_raw.items()
+        }
+        subscribers = self.items(raw, "subscribers", lambda v, k: self.subscriber(v, k, settings))
+        markdown = self.items(raw, "markdown", self.markdown)
+        seen: set[str] = set()
+        for i, sub in enumerate(subscribers):
+            key = f"subscribers[{i}]"
+            self.check(sub.name not in seen, f"{key}.name", f"duplicate subscriber {sub.name!r}")
+            seen.add(sub.name)
+            self.check(
+                sub.profile in profiles,
+                f"{key}.profile",
+                f"no profile named {sub.profile!r} (defined: {_names(profiles)})",
+            )
+        for i, out in enumerate(markdown):
+            self.check(
+                out.profile in profiles,
+                f"markdown[{i}].profile",
+                f"no profile named {out.profile!r} (defined: {_names(profiles)})",
+            )
+        return Config(
+            path=path,
+            settings=settings,
+            smtp=smtp,
+            feeds=tuple(feeds),
+            profiles=profiles,
+            subscribers=tuple(subscribers),
+            markdown=tuple(markdown),
+        )
+
+    def items(self, raw: Mapping[str, Any], key: str, build: Callable[[Any, str], T]) -> list[T]:
+        value = raw.get(key, [])
+        if not isinstance(value, list):
+            raise self.fail(key, f"must be an array of tables ([[{key}]]), not {_kind(value)}")
+        return [build(item, f"{key}[{i}]") for i, item in enumerate(value)]
+
+    def settings(self, value: object) -> Settings:
+        t = self.table(value, "digest", _DIGEST_KEYS)
+        max_entries = self.get(t, "digest", "max_entries", int, 20)
+        self.check(max_entries > 0, "digest.max_entries", "must be at least 1")
+        min_score = float(self.get(t, "digest", "min_score", (int, float), 1.0))
+        self.check(min_score >= 0, "digest.min_score", "must not be negative")
+        return Settings(
+            title=self.get(t, "digest", "title", str, "Digest"),
+            state=self.path(self.get(t, "digest", "state", str, "digest.sqlite")),
+            output=self.path(self.get(t, "digest", "output", str, "out")),
+            timezone=self.zone(self.get(t, "digest", "timezone", str, "UTC"), "digest.timezone"),
+            max_entries=max_entries,
+            min_score=min_score,
+        )
+
+    def smtp(self, value: object) -> SmtpSettings:
+        if isinstance(value, dict) and "password" in value:
+            raise self.fail(
+                "smtp.password",
+                "passwords do not belong in the config file; put it in an environment "
+                "variable and name that variable with password_env",
+            )
+        t = self.table(value, "smtp", _SMTP_KEYS)
+        host = self.get(t, "smtp", "host", str, required=True)
+        security = self.get(t, "smtp", "security", str, "starttls")
+        self.check(
+            security in _DEFAULT_PORTS,
+            "smtp.security",
+            f"must be one of starttls, tls, none, not {security!r}",
+        )
+        self.check(
+            security != "none" or is_loopback(host),
+            "smtp.security",
+            f"'none' sends mail and passwords in clear text; it is only allowed for a "
+            f"loopback host, not {host!r}",
+        )
+        port = self.get(t, "smtp", "port", int, _DEFAULT_PORTS[security])
+        self.check(0 < port < 65536, "smtp.port", f"not a port number: {port}")
+        username = self.get(t, "smtp", "username", str, None)
+        password_env = self.get(t, "smtp", "password_env", str, None)
+        if password_env is not None:
+            self.check(
+                bool(_ENV_NAME.match(password_env)),
+                "smtp.password_env",
+                f"must be the name of an environment variable, not {password_env!r}",
+            )
+        self.check(
+            username is None or password_env is not None,
+            "smtp.password_env",
+            "missing: with a username, name the environment variable holding the password",
+        )
+        sender = self.get(t, "smtp", "from", str, required=True)
+        self.check(_address_ok(sender), "smtp.from", f"not an email address: {sender!r}")
+        ca_file = self.get(t, "smtp", "ca_file", str, None)
+        ca_path = self.path(ca_file) if ca_file else None
+        self.check(ca_path is None or ca_path.is_file(), "smtp.ca_file", f"no such file: {ca_path}")
+        timeout = float(self.get(t, "smtp", "timeout", (int, float), 30.0))
+        self.check(timeout > 0, "smtp.timeout", "must be positive")
+        return SmtpSettings(
+            host=host,
+            port=port,
+            security=cast(Security, security),
+            sender=sender,
+            username=username,
+            password_env=password_env,
+            ca_file=ca_path,
+            timeout=timeout,
+        )
+
+    def feed(self, value: object, key: str) -> FeedConfig:
+        t = self.table(value, key, _FEED_KEYS)
+        name = self.get(t, key, "name", str, required=True)
+        url = self.get(t, key, "url", str, required=True)
+        weight = float(self.get(t, key, "weight", (int, float), 1.0))
+        self.check(weight > 0, f"{key}.weight", "must be positive")
+        if url.startswith(("http://", "https://")):
+            source = url
+        elif url.startswith("file://"):
+            source = url.removeprefix("file://")
+        else:
+            self.check("://" not in url, f"{key}.url", f"unsupported URL scheme in {url!r}")
+            source = str(self.path(url))
+        return FeedConfig(name=name, url=url, source=source, weight=weight)
+
+    def profile(self, name: str, value: object, settings: Settings) -> Profile:
+        key = f"profiles.{name}"
+        t = self.table(value, key, _PROFILE_KEYS)
+        keywords_raw = self.get(t, key, "keywords", dict, required=True)
+        keywords: list[tuple[str, float]] = []
+        for term, weight in keywords_raw.items():
+            tkey = f"{key}.keywords.{_quote(term)}"
+            self.check(bool(term.strip()), tkey, "a keyword must not be empty")
+            self.check(
+                isinstance(weight, int | float) and not isinstance(weight, bool),
+                tkey,
+                f"weight must be a number, not {_kind(weight)}",
+            )
+            self.check(weight > 0, tkey, "weight must be positive")
+            keywords.append((term.strip(), float(weight)))
+        self.check(bool(keywords), f"{key}.keywords", "needs at least one term")
+        exclude = self.get(t, key, "exclude", list, [])
+        for i, term in enumerate(exclude):
+            self.check(
+                isinstance(term, str) and bool(term.strip()),
+                f"{key}.exclude[{i}]",
+                "must be a non-empty string",
+            )
+        max_entries = self.get(t, key, "max_entries", int, settings.max_entries)
+        self.check(max_entries > 0, f"{key}.max_entries", "must be at least 1")
+        min_score = float(self.get(t, key, "min_score", (int, float), settings.min_score))
+        self.check(min_score >= 0, f"{key}.min_score", "must not be negative")
+        return Profile(
+            name=name,
+            keywords=tuple(keywords),
+            exclude=tuple(term.strip() for term in exclude),
+            max_entries=max_entries,
+            min_score=min_score,
+        )
+
+    def subscriber(self, value: object, key: str, settings: Settings) -> Subscriber:
+        t = self.table(value, key, _SUBSCRIBER_KEYS)
+        email = self.get(t, key, "email", str, required=True)
+        self.check(_address_ok(email), f"{key}.email", f"not an email address: {email!r}")
+        send_at = self.get(t, key, "send_at", str, "07:00")
+        m = _SEND_AT.match(send_at)
+        self.check(m is not None, f"{key}.send_at", f"must be HH:MM (24-hour), not {send_at!r}")
+        assert m is not None
+        zone = self.get(t, key, "timezone", str, settings.timezone)
+        return Subscriber(
+            name=self.get(t, key, "name", str, required=True),
+            email=email,
+            profile=self.get(t, key, "profile", str, required=True),
+            send_at=time(int(m[1]), int(m[2])),
+            timezone=self.zone(zone, f"{key}.timezone"),
+        )
+
+    def markdown(self, value: object, key: str) -> MarkdownOutput:
+        t = self.table(value, key, _MARKDOWN_KEYS)
+        path = self.get(t, key, "path", str, required=True)
+        self.check(
+            "{date}" in path,
+            f"{key}.path",
+            "must contain {date}, or every day would overwrite the same page",
+        )
+        index = self.get(t, key, "index", str, None)
+        return MarkdownOutput(
+            profile=self.get(t, key, "profile", str, required=True),
+            path=str(self.path(path)),
+            index=self.path(index) if index else None,
+        )
+
+
+def _address_ok(value: str) -> bool:
+    _, address = parseaddr(value)
+    return bool(address) and bool(_EMAIL.match(address)) and "\n" not in value and "\r" not in value
+
+
+def _names(profiles: Mapping[str, Profile]) -> str:
+    return ", ".join(sorted(profiles)) or "none"
+
+
+def _quote(term: str) -> str:
+    return term if re.fullmatch(r"[A-Za-z0-9_-]+", term) else f'"{term}"'
+
+
+def _kind(value: object) -> str:
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    if set(kinds) == {int, float}:
+        return "a number"
+    return " or ".join(_kind(k()) for k in kinds)

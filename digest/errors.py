@@ -1,0 +1,44 @@
+"""The exceptions `digest` raises on purpose; every message is meant for the user."""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """Root of every error `digest` raises on purpose; its message is for the user."""
+
+
+class ConfigError(DigestError):
+    """The configuration file is unreadable or invalid; nothing was fetched or sent."""
+
+    def __init__(self, path: str, key: str | None, reason: str) -> None:
+        where = f"{path}: {key}" if key else path
+        super().__init__(f"{where}: {reason}")
+        self.path = path
+        self.key = key
+        self.reason = reason
+
+
+class FeedError(DigestError):
+    """One feed could not be fetched or parsed; the other feeds are unaffected."""
+
+    def __init__(self, feed: str, reason: str) -> None:
+        super().__init__(f"feed {feed!r}: {reason}")
+        self.feed = feed
+        self.reason = reason
+
+
+class StateError(DigestError):
+    """The state file cannot be opened, migrated or written."""
+
+
+class StateLockedError(StateError):
+    """Another `digest` process holds the state file."""
+
+
+class DeliveryError(DigestError):
+    """A digest could not be delivered; nothing was recorded, so the next run retries it."""
+
+    def __init__(self, recipient: str, reason: str) -> None:
+        super().__init__(f"delivery to {recipient}: {reason}")
+        self.recipient = recipient
+        self.reason = reason

@@ -1,0 +1,357 @@
+"""The SQLite state file: seen entries, feed validators, and the deliveries ledger."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO, Any, cast
+
+from .dedupe import Candidate
+from .errors import StateError, StateLockedError
+from .models import Delivery, Entry, FeedStatus
+
+# Each step moves the schema up one version, inside one transaction. Never edit a step
+# that has shipped: add a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE entries (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        link TEXT,
+        summary TEXT NOT NULL,
+        published TEXT,
+        authors TEXT NOT NULL,
+        organisation TEXT,
+        upvotes INTEGER,
+        first_seen TEXT NOT NULL
+    );
+    CREATE INDEX entries_first_seen ON entries (first_seen);
+    CREATE TABLE entry_feeds (
+        entry_id TEXT NOT NULL REFERENCES entries (id),
+        feed TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        PRIMARY KEY (entry_id, feed)
+    );
+    CREATE TABLE feeds (
+        url TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        last_status TEXT,
+        last_error TEXT,
+        last_attempt TEXT,
+        last_success TEXT,
+        entries_seen INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE deliveries (
+        reader TEXT NOT NULL,
+        local_date TEXT NOT NULL,
+        status TEXT NOT NULL,
+        message_id TEXT,
+        entry_ids TEXT NOT NULL,
+        cutoff TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        target TEXT,
+        PRIMARY KEY (reader, local_date)
+    );
+    CREATE TABLE delivered_entries (
+        reader TEXT NOT NULL,
+        entry_id TEXT NOT NULL,
+        local_date TEXT NOT NULL,
+        PRIMARY KEY (reader, entry_id)
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    """One open state file. Use `Store.open` for the real file, `Store.copy` for a dry run."""
+
+    def __init__(self, db: sqlite3.Connection, lock: IO[bytes] | None = None) -> None:
+        self._db = db
+        self._lock = lock
+        self._db.row_factory = sqlite3.Row
+        self._migrate()
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (creating if needed) and lock the state file; a second process is refused."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(f"{path}.lock", "ab")
+        except OSError as e:
+            raise StateError(f"cannot create the state file {path}: {e.strerror}") from e
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            lock.close()
+            raise StateLockedError(
+                f"{path} is in use by another digest process; try again when it has finished"
+            ) from e
+        try:
+            db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            return cls(db, lock)
+        except sqlite3.DatabaseError as e:
+            lock.close()
+            raise StateError(f"{path} is not a usable digest state file ({e})") from e
+
+    @classmethod
+    def copy(cls, path: Path) -> Store:
+        """An in-memory copy of the state file (or an empty one): changes never reach disk."""
+        memory = sqlite3.connect(":memory:", isolation_level=None)
+        if path.exists():
+            try:
+                source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                try:
+                    source.backup(memory)
+                finally:
+                    source.close()
+            except sqlite3.DatabaseError as e:
+                memory.close()
+                raise StateError(f"{path} is not a usable digest state file ({e})") from e
+        return cls(memory)
+
+    def close(self) -> None:
+        self._db.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = cast(int, self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"the state file has schema version {version}, newer than this digest "
+                f"understands ({SCHEMA_VERSION}); upgrade digest"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self._transaction() as db:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return cast(int, self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # feeds
+
+    def feed_statuses(self) -> dict[str, FeedStatus]:
+        rows = self._db.execute("SELECT * FROM feeds").fetchall()
+        return {row["url"]: _feed_status(row) for row in rows}
+
+    def record_feed(
+        self,
+        url: str,
+        name: str,
+        now: datetime,
+        *,
+        status: str,
+        error: str | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        candidates: Sequence[Candidate] | None = None,
+    ) -> int:
+        """Record one feed's fetch and store its parsed entries (None: nothing was parsed) in
+        one transaction; return how many entries were new. Validators are kept only on
+        success, so a feed that failed is fetched in full next time."""
+        ok = error is None
+        parsed = candidates is not None
+        with self._transaction() as db:
+            db.execute(
+                """
+                INSERT INTO feeds (url, name, last_status, last_error, last_attempt)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (url) DO UPDATE SET name = excluded.name,
+                    last_status = excluded.last_status, last_error = excluded.last_error,
+                    last_attempt = excluded.last_attempt
+                """,
+                (url, name, status, error, _ts(now)),
+            )
+            if ok:
+                db.execute(
+                    """UPDATE feeds SET last_success = ?, etag = ?, last_modified = ?,
+                       entries_seen = CASE WHEN ? THEN ? ELSE entries_seen END WHERE url = ?""",
+                    (
+                        _ts(now),
+                        etag,
+                        last_modified,
+                        parsed,
+                        len(candidates or ()),
+                        url,
+                    ),
+                )
+            return self._add_entries(db, candidates or (), now)
+
+    def _add_entries(
+        self, db: sqlite3.Connection, candidates: Iterable[Candidate], now: datetime
+    ) -> int:
+        new = 0
+        seen = _ts(now)
+        for c in candidates:
+            e = c.entry
+            cursor = db.execute(
+                """INSERT INTO entries (id, title, link, summary, published, authors,
+                       organisation, upvotes, first_seen)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
+                (
+                    c.id,
+                    e.title,
+                    e.link,
+                    e.summary,
+                    _ts(e.published) if e.published else None,
+                    json.dumps(list(e.authors)),
+                    e.organisation,
+                    e.upvotes,
+                    seen,
+                ),
+            )
+            new += cursor.rowcount
+            db.executemany(
+                """INSERT INTO entry_feeds (entry_id, feed, first_seen) VALUES (?, ?, ?)
+                   ON CONFLICT DO NOTHING""",
+                [(c.id, feed, seen) for feed in c.feeds],
+            )
+        return new
+
+    # entries
+
+    def count_entries(self) -> int:
+        return cast(int, self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    def new_entries(self, reader: str, after: datetime, until: datetime) -> list[Entry]:
+        """Entries first seen in (after, until] that were never delivered to this reader."""
+        rows = self._db.execute(
+            """
+            SELECT e.*, (SELECT json_group_array(feed) FROM
+                           (SELECT feed FROM entry_feeds f WHERE f.entry_id = e.id
+                            ORDER BY f.first_seen, f.rowid)) AS feeds
+            FROM entries e
+            WHERE e.first_seen > ? AND e.first_seen <= ?
+              AND NOT EXISTS (SELECT 1 FROM delivered_entries d
+                              WHERE d.reader = ? AND d.entry_id = e.id)
+            ORDER BY e.first_seen, e.id
+            """,
+            (_ts(after), _ts(until), reader),
+        ).fetchall()
+        return [_entry(row) for row in rows]
+
+    # deliveries
+
+    def delivery(self, reader: str, local_date: date) -> Delivery | None:
+        row = self._db.execute(
+            "SELECT * FROM deliveries WHERE reader = ? AND local_date = ?",
+            (reader, local_date.isoformat()),
+        ).fetchone()
+        return _delivery(row) if row else None
+
+    def last_delivery(self, reader: str) -> Delivery | None:
+        row = self._db.execute(
+            "SELECT * FROM deliveries WHERE reader = ? ORDER BY cutoff DESC LIMIT 1", (reader,)
+        ).fetchone()
+        return _delivery(row) if row else None
+
+    def deliveries(self, reader: str) -> list[Delivery]:
+        """Every delivery to the reader, newest local date first."""
+        rows = self._db.execute(
+            "SELECT * FROM deliveries WHERE reader = ? ORDER BY local_date DESC", (reader,)
+        ).fetchall()
+        return [_delivery(row) for row in rows]
+
+    def record_delivery(self, delivery: Delivery) -> None:
+        """Mark a digest delivered, and its entries as sent to that reader, atomically."""
+        with self._transaction() as db:
+            db.execute(
+                """INSERT INTO deliveries (reader, local_date, status, message_id, entry_ids,
+                       cutoff, created_at, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    delivery.reader,
+                    delivery.local_date.isoformat(),
+                    delivery.status,
+                    delivery.message_id,
+                    json.dumps(list(delivery.entry_ids)),
+                    _ts(delivery.cutoff),
+                    _ts(delivery.created_at),
+                    delivery.target,
+                ),
+            )
+            db.executemany(
+                """INSERT INTO delivered_entries (reader, entry_id, local_date) VALUES (?, ?, ?)
+                   ON CONFLICT DO NOTHING""",
+                [(delivery.reader, i, delivery.local_date.isoformat()) for i in delivery.entry_ids],
+            )
+
+
+def _ts(when: datetime) -> str:
+    if when.tzinfo is None:
+        raise ValueError("naive datetime given to the state file")
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _entry(row: sqlite3.Row) -> Entry:
+    first_seen = _dt(row["first_seen"])
+    assert first_seen is not None
+    return Entry(
+        id=row["id"],
+        title=row["title"],
+        link=row["link"],
+        summary=row["summary"],
+        published=_dt(row["published"]),
+        feeds=tuple(json.loads(row["feeds"])),
+        first_seen=first_seen,
+        authors=tuple(json.loads(row["authors"])),
+        organisation=row["organisation"],
+        upvotes=row["upvotes"],
+    )
+
+
+def _delivery(row: sqlite3.Row) -> Delivery:
+    cutoff, created = _dt(row["cutoff"]), _dt(row["created_at"])
+    assert cutoff is not None and created is not None
+    return Delivery(
+        reader=row["reader"],
+        local_date=date.fromisoformat(row["local_date"]),
+        status=row["status"],
+        message_id=row["message_id"],
+        entry_ids=tuple(json.loads(row["entry_ids"])),
+        cutoff=cutoff,
+        created_at=created,
+        target=row["target"],
+    )
+
+
+def _feed_status(row: sqlite3.Row) -> FeedStatus:
+    values: dict[str, Any] = dict(row)
+    values.pop("name")
+    values["last_attempt"] = _dt(values["last_attempt"])
+    values["last_success"] = _dt(values["last_success"])
+    return FeedStatus(**values)
