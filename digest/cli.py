@@ -174,10 +174,13 @@ def _print_feeds(feeds: list[pipeline.FeedReport] | tuple[pipeline.FeedReport, .
     new = sum(f.new for f in feeds)
     failed = [f for f in feeds if f.error]
     _err(f"collected {len(feeds)} feeds: {new} new entries, {len(failed)} failed")
-    for f in failed:
-        _err(f"  feed {f.name!r} failed: {f.error}")
     for f in feeds:
-        logging.getLogger("digest").debug("  feed %r: %s, %d new", f.name, f.status, f.new)
+        if f.error:
+            _err(f"  feed {f.name!r} failed: {f.error}")
+        elif f.warning:
+            _err(f"  feed {f.name!r}: {f.warning}")
+        else:
+            logging.getLogger("digest").debug("  feed %r: %s, %d new", f.name, f.status, f.new)
 
 
 def _delivery_line(d: pipeline.DeliveryReport) -> str:

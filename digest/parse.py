@@ -7,6 +7,7 @@ import html
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,11 +22,20 @@ TITLE_FROM_SUMMARY = 80
 _SPACE = re.compile(r"\s+")
 
 
-def parse_feed(name: str, body: bytes) -> list[ParsedEntry]:
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """A feed's entries, and what was wrong with a document that could still be read."""
+
+    entries: list[ParsedEntry]
+    #: e.g. malformed XML that feedparser's lenient parser recovered entries from
+    problem: str | None = None
+
+
+def parse_feed(name: str, body: bytes) -> ParsedFeed:
     """Parse a feed document of any supported kind, detected by content."""
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head in (b"{", b"["):
-        return _parse_json(name, body)
+        return ParsedFeed(_parse_json(name, body))
     return _parse_xml(name, body)
 
 
@@ -37,14 +47,20 @@ def plain_text(value: str | None) -> str:
     return _SPACE.sub(" ", html.unescape(text)).strip()
 
 
-def _parse_xml(name: str, body: bytes) -> list[ParsedEntry]:
+def _parse_xml(name: str, body: bytes) -> ParsedFeed:
     parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    reason = getattr(parsed, "bozo_exception", None) or "unknown error"
     if parsed.bozo and not parsed.entries:
-        reason = getattr(parsed, "bozo_exception", None) or "unknown error"
         raise FeedError(name, f"not a valid RSS, Atom or JSON feed ({reason})")
     if not parsed.version and not parsed.entries:
         raise FeedError(name, "not an RSS, Atom or JSON feed")
-    return [_from_feedparser(item) for item in parsed.entries]
+    entries = [_from_feedparser(item) for item in parsed.entries]
+    # Many real feeds are slightly malformed; the entries feedparser recovers are kept
+    # (dropping them would lose news), but the feed is reported so its owner can be told.
+    problem = (
+        f"malformed feed, {len(entries)} entries recovered ({reason})" if parsed.bozo else None
+    )
+    return ParsedFeed(entries, problem)
 
 
 def _from_feedparser(item: Mapping[str, Any]) -> ParsedEntry:

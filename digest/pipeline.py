@@ -63,6 +63,8 @@ class FeedReport:
     status: str
     new: int = 0
     error: str | None = None
+    #: a problem that did not stop the feed, such as malformed XML that was recovered
+    warning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +131,7 @@ async def collect(
 ) -> list[FeedReport]:
     """Fetch every feed and store what is new; one failing feed never stops the others."""
     results = await fetch_all(config.feeds, store.feed_statuses(), on_done=on_feed)
-    reports = [_store_result(store, result, now) for result in results]
-    for report in reports:
-        if report.error:
-            log.warning("feed %r failed: %s", report.name, report.error)
-        else:
-            log.debug("feed %r: %s, %d new", report.name, report.status, report.new)
-    return reports
+    return [_store_result(store, result, now) for result in results]
 
 
 def _store_result(store: Store, result: FetchResult, now: datetime) -> FeedReport:
@@ -155,7 +151,7 @@ def _store_result(store: Store, result: FetchResult, now: datetime) -> FeedRepor
         )
         return FeedReport(feed.name, "not modified")
     try:
-        items = parse_feed(feed.name, result.body)
+        parsed = parse_feed(feed.name, result.body)
     except FeedError as e:
         store.record_feed(feed.url, feed.name, now, status=status, error=e.reason)
         return FeedReport(feed.name, "error", error=e.reason)
@@ -166,9 +162,9 @@ def _store_result(store: Store, result: FetchResult, now: datetime) -> FeedRepor
         status=status,
         etag=result.etag,
         last_modified=result.last_modified,
-        candidates=merge([(feed.name, feed.url, items)]),
+        candidates=merge([(feed.name, feed.url, parsed.entries)]),
     )
-    return FeedReport(feed.name, "ok", new=new)
+    return FeedReport(feed.name, "ok", new=new, warning=parsed.problem)
 
 
 def feed_problems(config: Config, statuses: dict[str, FeedStatus], now: datetime) -> list[str]:

@@ -94,14 +94,17 @@ class Store:
             raise StateLockedError(
                 f"{path} is in use by another digest process; try again when it has finished"
             ) from e
+        db = sqlite3.connect(path, isolation_level=None, timeout=30)
         try:
-            db = sqlite3.connect(path, isolation_level=None, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             return cls(db, lock)
-        except sqlite3.DatabaseError as e:
+        except BaseException as e:
+            db.close()
             lock.close()
-            raise StateError(f"{path} is not a usable digest state file ({e})") from e
+            if isinstance(e, sqlite3.DatabaseError):
+                raise StateError(f"{path} is not a usable digest state file ({e})") from e
+            raise
 
     @classmethod
     def copy(cls, path: Path) -> Store:
@@ -117,7 +120,11 @@ class Store:
             except sqlite3.DatabaseError as e:
                 memory.close()
                 raise StateError(f"{path} is not a usable digest state file ({e})") from e
-        return cls(memory)
+        try:
+            return cls(memory)
+        except BaseException:
+            memory.close()
+            raise
 
     def close(self) -> None:
         self._db.close()
