@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -135,11 +136,25 @@ async def smtp_session(settings: SmtpSettings) -> AsyncIterator[SmtpMailer]:
     try:
         yield SmtpMailer(client, settings)
     finally:
-        if client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
+        await _close(client, polite=True)
+
+
+async def _close(client: aiosmtplib.SMTP, *, polite: bool = False) -> None:
+    """QUIT (when polite) and close, then let the TLS shutdown finish before returning:
+    asyncio.run() closing the loop earlier would leak the socket."""
+    if not client.is_connected:
+        return
+    sock = client.get_transport_info("socket")
+    try:
+        if polite:
+            await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        pass
+    finally:
+        client.close()
+    deadline = asyncio.get_running_loop().time() + 2.0
+    while sock is not None and sock.fileno() != -1 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.005)
 
 
 async def _connect(client: aiosmtplib.SMTP, settings: SmtpSettings, password: str | None) -> None:
@@ -149,12 +164,12 @@ async def _connect(client: aiosmtplib.SMTP, settings: SmtpSettings, password: st
         if settings.username:
             await client.login(settings.username, password or "")
     except aiosmtplib.SMTPAuthenticationError as e:
-        client.close()
+        await _close(client)
         raise DeliveryError(
             where, f"login as {settings.username} refused ({e.code} {e.message})"
         ) from e
     except (aiosmtplib.SMTPException, OSError) as e:
-        client.close()
+        await _close(client)
         raise DeliveryError(where, f"cannot use the SMTP server: {e}") from e
 
 

@@ -1,0 +1,149 @@
+"""The SQLite state file, for real: migrations, the ledger, the windows, the lock."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import RunDigest
+
+from digest.dedupe import Candidate, merge
+from digest.errors import StateError, StateLockedError
+from digest.models import Delivery, ParsedEntry
+from digest.state import SCHEMA_VERSION, Store
+
+T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
+
+
+def cands(feed: str, *links: str) -> list[Candidate]:
+    items = [
+        ParsedEntry(title=f"Paper {x}", link=x, guid=f"https://papers.example/{x}") for x in links
+    ]
+    return merge([(feed, f"https://{feed}.example/feed", items)])
+
+
+def test_a_new_file_gets_the_current_schema_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "state.sqlite"
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert {"entries", "entry_feeds", "feeds", "deliveries", "delivered_entries"} <= tables
+
+
+def test_a_file_from_a_newer_digest_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StateError, match="newer than this digest"):
+        Store.open(path)
+
+
+def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    path.write_text("this is not a database, it is a shopping list\n" * 100)
+    with pytest.raises(StateError, match="not a usable digest state file"):
+        Store.open(path)
+
+
+def test_entries_are_new_once_and_remember_every_feed(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.sqlite") as store:
+        assert store.record_feed("a", "A", T0, status="200", candidates=cands("a", "x", "y")) == 2
+        later = T0 + timedelta(hours=1)
+        assert (
+            store.record_feed("b", "B", later, status="200", candidates=cands("b", "y", "z")) == 1
+        )
+        assert store.count_entries() == 3
+        by_link = {e.link: e for e in store.new_entries("r", T0 - timedelta(days=1), later)}
+        assert by_link["y"].feeds == ("a", "b")
+        assert by_link["y"].first_seen == T0
+        assert by_link["z"].first_seen == later
+
+
+def test_new_entries_window_is_half_open_and_skips_delivered(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.sqlite") as store:
+        store.record_feed("a", "A", T0, status="200", candidates=cands("a", "x"))
+        store.record_feed(
+            "a", "A", T0 + timedelta(hours=2), status="200", candidates=cands("a", "y")
+        )
+        links = lambda after, until: [e.link for e in store.new_entries("r", after, until)]  # noqa: E731
+        assert links(T0, T0 + timedelta(hours=3)) == ["y"]  # first_seen == after is excluded
+        assert links(T0 - timedelta(seconds=1), T0) == ["x"]  # first_seen == until is included
+        x = store.new_entries("r", T0 - timedelta(days=1), T0)[0]
+        store.record_delivery(Delivery("r", date(2026, 11, 20), "sent", "<m@x>", (x.id,), T0, T0))
+        assert links(T0 - timedelta(days=1), T0 + timedelta(days=1)) == ["y"]
+        assert [e.link for e in store.new_entries("other", T0 - timedelta(days=1), T0)] == ["x"]
+
+
+def test_the_deliveries_ledger_allows_one_digest_per_reader_and_date(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.sqlite") as store:
+        first = Delivery("r", date(2026, 11, 20), "sent", "<m@x>", (), T0, T0)
+        store.record_delivery(first)
+        assert store.delivery("r", date(2026, 11, 20)) == first
+        with pytest.raises(sqlite3.IntegrityError):
+            store.record_delivery(first)
+        assert store.last_delivery("r") == first
+
+
+def test_failed_fetch_keeps_old_validators_out(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.sqlite") as store:
+        store.record_feed("a", "A", T0, status="200", etag='"v1"', candidates=[])
+        store.record_feed("a", "A", T0 + timedelta(days=1), status="500", error="HTTP 500")
+        status = store.feed_statuses()["a"]
+        assert status.etag == '"v1"' and status.last_error == "HTTP 500"
+        assert status.last_success == T0
+
+
+def test_dry_run_copy_never_touches_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with Store.open(path) as store:
+        store.record_feed("a", "A", T0, status="200", candidates=cands("a", "x"))
+    before = path.read_bytes()
+    with Store.copy(path) as copy:
+        copy.record_feed("a", "A", T0, status="200", candidates=cands("a", "y", "z"))
+        assert copy.count_entries() == 3
+    with Store.open(path) as store:
+        assert store.count_entries() == 1
+    assert path.read_bytes() == before
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from digest.state import Store
+store = Store.open(Path(sys.argv[1]))
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_second_process_on_the_same_state_file_is_refused(
+    tmp_path: Path, run_digest: RunDigest
+) -> None:
+    path = tmp_path / "state.sqlite"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(StateLockedError, match="in use by another digest process"):
+            Store.open(path)
+        config = tmp_path / "c.toml"
+        config.write_text(f'[digest]\nstate = "{path}"\n[[feeds]]\nname = "f"\nurl = "none.xml"\n')
+        result = run_digest("collect", "--config", str(config))
+        assert result.returncode == 1
+        assert "in use by another digest process" in result.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    # the lock dies with its process: a crashed run never blocks the next one
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
