@@ -61,6 +61,8 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(shown, None, f"cannot read: {e.strerror}") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(shown, None, f"not valid TOML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(shown, None, f"not UTF-8 text (byte {e.start + 1})") from e
     return _Parser(shown, path.resolve().parent).config(raw, path.resolve())
 
 

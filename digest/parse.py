@@ -20,6 +20,11 @@ from .models import ParsedEntry
 DAILY_PAPERS_LINK = "https://huggingface.co/papers/{id}"
 TITLE_FROM_SUMMARY = 80
 _SPACE = re.compile(r"\s+")
+# a block or break tag separates words: "<p>One</p><p>Two" is "One Two", not "OneTwo"
+_BLOCK_TAG = re.compile(
+    r"<(?:br|hr|/?(?:p|div|li|ul|ol|dl|dt|dd|h[1-6]|tr|td|th|table|blockquote|pre|section|article))\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,9 @@ def plain_text(value: str | None) -> str:
     """Feed HTML or text → one line of plain text; script and style content are dropped."""
     if not value:
         return ""
-    text = nh3.clean(value, tags=set(), clean_content_tags={"script", "style"})
+    text = nh3.clean(
+        _BLOCK_TAG.sub(r" \g<0>", value), tags=set(), clean_content_tags={"script", "style"}
+    )
     return _SPACE.sub(" ", html.unescape(text)).strip()
 
 
@@ -52,7 +59,7 @@ def _parse_xml(name: str, body: bytes) -> ParsedFeed:
     reason = getattr(parsed, "bozo_exception", None) or "unknown error"
     if parsed.bozo and not parsed.entries:
         raise FeedError(name, f"not a valid RSS, Atom or JSON feed ({reason})")
-    if not parsed.version and not parsed.entries:
+    if not parsed.get("version") and not parsed.entries:
         raise FeedError(name, "not an RSS, Atom or JSON feed")
     entries = [_from_feedparser(item) for item in parsed.entries]
     # Many real feeds are slightly malformed; the entries feedparser recovers are kept
@@ -127,9 +134,10 @@ def _from_daily_papers(name: str, item: Mapping[str, Any]) -> ParsedEntry:
         summary=plain_text(_str(paper.get("summary") or item.get("summary"))),
         published=_iso(item.get("publishedAt") or paper.get("publishedAt")),
         authors=_author_names(paper.get("authors")),
-        organisation=plain_text(_str(organisation.get("fullname")))
-        if isinstance(organisation, dict)
-        else None,
+        organisation=(
+            plain_text(_str(organisation.get("fullname"))) if isinstance(organisation, dict) else ""
+        )
+        or None,
         upvotes=upvotes if isinstance(upvotes, int) and not isinstance(upvotes, bool) else None,
     )
 

@@ -266,10 +266,10 @@ async def _send_all(
                     log.error("%s", e)
                     reports.append(DeliveryReport(subscriber.name, day, "failed", error=e.reason))
                     continue
-                outcome: Outcome = "dry-run" if dry_run else "sent"
+                status: Literal["sent", "written"] = "sent" if config.smtp else "written"
                 if not dry_run:
-                    status: Literal["sent", "written"] = "sent" if config.smtp else "written"
                     store.record_delivery(_delivery(digest, status, msg_id, target, now))
+                outcome: Outcome = "dry-run" if dry_run else status
                 reports.append(
                     DeliveryReport(subscriber.name, day, outcome, len(digest.picks), target)
                 )

@@ -50,8 +50,7 @@ class KeywordRanker:
 def score(entry: Entry, profile: Profile, feed_weights: Mapping[str, float]) -> Pick | None:
     """The entry's pick with every match behind its score, or None when it is excluded."""
     compiled = _compile(profile)
-    text = f"{entry.title}\n{entry.summary}"
-    if any(pattern.search(text) for pattern in compiled.exclude):
+    if any(p.search(entry.title) or p.search(entry.summary) for p in compiled.exclude):
         return None
     weight = max((feed_weights.get(feed, 1.0) for feed in entry.feeds), default=1.0)
     matches: list[Match] = []

@@ -19,8 +19,11 @@ EXCERPT_CHARS = 300
 TEXT_WIDTH = 78
 # Inline syntax is escaped everywhere; block syntax (headings, lists, quotes) only where a
 # line starts, which is the only place it acts. Backslash escapes are CommonMark-safe.
-_MD_INLINE = re.compile(r"([\\`*_\[\]<>|~&])")
-_MD_LINE_START = re.compile(r"^(\s*)([#+=>-]|\d+(?=[.)]))")
+# Characters Python-Markdown does not backslash-unescape become entities, which both it and
+# CommonMark show as written.
+_MD_INLINE = re.compile(r"([\\`*_\[\]])")
+_MD_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "~": "&#126;"})
+_MD_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))")
 
 
 def template_dir() -> Path:
@@ -100,7 +103,7 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hang: str | None 
 
 def markdown_escape(text: str) -> str:
     """Feed text as literal Markdown: no links, emphasis, headings or HTML can be injected."""
-    escaped = _MD_INLINE.sub(r"\\\1", " ".join(text.split()))
+    escaped = _MD_INLINE.sub(r"\\\1", " ".join(text.split())).translate(_MD_ENTITIES)
     return _MD_LINE_START.sub(_escape_line_start, escaped)
 
 

@@ -303,6 +303,7 @@ class _Resource:
     content_type: str
     etag: str
     last_modified: int  # epoch seconds
+    extra_headers: Mapping[str, str]  # e.g. Content-Encoding for a pre-compressed body
 
 
 @dataclass(frozen=True)
@@ -405,6 +406,7 @@ class HTTPServer:
         content_type: str = "application/octet-stream",
         *,
         last_modified: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         """Serve ``body`` at ``path``. A changed body gets a Last-Modified strictly later
         than the previous one (even within the same second) so If-Modified-Since sees it."""
@@ -419,7 +421,9 @@ class HTTPServer:
                 modified = int(time.time())
                 if old is not None:
                     modified = max(modified, old.last_modified + 1)
-            self._resources[path] = _Resource(body, content_type, etag, modified)
+            self._resources[path] = _Resource(
+                body, content_type, etag, modified, dict(headers or {})
+            )
 
     def remove(self, path: str) -> None:
         """Forget ``path`` (it answers 404 from now on)."""
@@ -483,7 +487,8 @@ class HTTPServer:
             fresh = ims is not None and _not_modified_since(ims, resource.last_modified)
         if fresh:
             return 304, validators, b""
-        return 200, {"Content-Type": resource.content_type, **validators}, resource.body
+        headers_out = {"Content-Type": resource.content_type, **resource.extra_headers}
+        return 200, {**headers_out, **validators}, resource.body
 
     def _record(self, method: str, path: str, headers: dict[str, str], status: int) -> None:
         entry = RecordedRequest(method, path, {k.lower(): v for k, v in headers.items()}, status)

@@ -1,0 +1,301 @@
+"""load_config: a valid file becomes a Config; every problem is one line naming file and key."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+
+import pytest
+from conftest import RunDigest
+
+from digest.config import load_config
+from digest.errors import ConfigError
+
+FEED = '[[feeds]]\nname = "papers"\nurl = "papers.rss"\n'
+PROFILE = "[profiles.rl]\nkeywords = { RLHF = 2 }\n"
+SUBSCRIBER = '[[subscribers]]\nname = "ada"\nemail = "ada@example.org"\nprofile = "rl"\n'
+SMTP = '[smtp]\nhost = "smtp.example.org"\nfrom = "digest@example.org"\n'
+
+FULL = """
+[digest]
+title = "Morning papers"
+state = "state/digest.sqlite"
+output = "out"
+timezone = "Europe/Berlin"
+max_entries = 7
+min_score = 1.5
+
+[smtp]
+host = "smtp.example.org"
+port = 2525
+security = "tls"
+username = "digest@example.org"
+password_env = "DIGEST_SMTP_PASSWORD"
+from = "Morning papers <digest@example.org>"
+ca_file = "ca.pem"
+timeout = 12.5
+
+[[feeds]]
+name = "papers"
+url = "feeds/papers.rss"
+weight = 1.5
+
+[[feeds]]
+name = "blog"
+url = "https://blog.example.org/feed.xml"
+
+[profiles.rl]
+keywords = { "reinforcement learning" = 3, RLHF = 2.5 }
+exclude = ["survey", "position paper"]
+max_entries = 3
+min_score = 0.5
+
+[profiles.agents]
+keywords = { agent = 1 }
+
+[[subscribers]]
+name = "ada"
+email = "ada@example.org"
+profile = "rl"
+send_at = "06:30"
+timezone = "Europe/London"
+
+[[subscribers]]
+name = "grace"
+email = "Grace Hopper <grace@example.org>"
+profile = "agents"
+
+[[markdown]]
+profile = "agents"
+path = "wiki/{date}.md"
+index = "wiki/index.md"
+"""
+
+
+def write(directory: Path, text: str, name: str = "digest.toml") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_full(directory: Path) -> Path:
+    """FULL, with the CA file it names (ca_file must exist)."""
+    path = write(directory, FULL)
+    (directory / "ca.pem").write_text("")
+    return path
+
+
+def config_error(path: Path) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message, f"not one line: {message!r}"
+    assert str(path) in message
+    return info.value
+
+
+# --- valid files ---------------------------------------------------------------------------
+
+
+def test_full_config_resolves_paths_against_its_own_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = (tmp_path / "conf").resolve()
+    path = write_full(conf)
+    monkeypatch.chdir(tmp_path)  # relative paths must not depend on where digest runs
+
+    config = load_config(path)
+
+    assert config.settings.title == "Morning papers"
+    assert config.settings.state == conf / "state" / "digest.sqlite"
+    assert config.settings.output == conf / "out"
+    assert config.settings.timezone == "Europe/Berlin"
+    assert config.settings.max_entries == 7
+    assert config.settings.min_score == 1.5
+    smtp = config.smtp
+    assert smtp is not None
+    assert (smtp.host, smtp.port, smtp.security) == ("smtp.example.org", 2525, "tls")
+    assert (smtp.username, smtp.password_env) == ("digest@example.org", "DIGEST_SMTP_PASSWORD")
+    assert smtp.sender == "Morning papers <digest@example.org>"
+    assert smtp.ca_file == conf / "ca.pem"
+    assert smtp.timeout == 12.5
+    papers, blog = config.feeds
+    assert (papers.name, papers.url, papers.weight) == ("papers", "feeds/papers.rss", 1.5)
+    assert papers.source == str(conf / "feeds" / "papers.rss")
+    assert (blog.source, blog.weight, blog.is_http) == (blog.url, 1.0, True)
+    rl = config.profiles["rl"]
+    assert rl.keywords == (("reinforcement learning", 3.0), ("RLHF", 2.5))
+    assert rl.exclude == ("survey", "position paper")
+    assert (rl.max_entries, rl.min_score) == (3, 0.5)
+    ada, grace = config.subscribers
+    assert (ada.email, ada.profile, ada.send_at, ada.timezone) == (
+        "ada@example.org",
+        "rl",
+        time(6, 30),
+        "Europe/London",
+    )
+    (page,) = config.markdown
+    assert page.path == str(conf / "wiki" / "{date}.md")
+    assert page.index == conf / "wiki" / "index.md"
+
+
+def test_omitted_keys_inherit_from_digest_table(tmp_path: Path) -> None:
+    config = load_config(write_full(tmp_path))
+    grace = config.subscribers[1]
+    assert grace.timezone == "Europe/Berlin"
+    assert grace.send_at == time(7, 0)
+    agents = config.profiles["agents"]
+    assert (agents.max_entries, agents.min_score) == (7, 1.5)
+    assert agents.exclude == ()
+
+
+def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, FEED))
+    s = config.settings
+    assert (s.title, s.timezone, s.max_entries, s.min_score) == ("Digest", "UTC", 20, 1.0)
+    assert s.state == tmp_path.resolve() / "digest.sqlite"
+    assert s.output == tmp_path.resolve() / "out"
+    assert config.smtp is None
+    assert (config.profiles, config.subscribers, config.markdown) == ({}, (), ())
+
+
+@pytest.mark.parametrize(
+    ("security", "port"), [("starttls", 587), ("tls", 465)], ids=["starttls", "tls"]
+)
+def test_smtp_port_defaults_from_security(tmp_path: Path, security: str, port: int) -> None:
+    config = load_config(write(tmp_path, f'{SMTP}security = "{security}"\n{FEED}'))
+    assert config.smtp is not None
+    assert config.smtp.port == port
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_plaintext_smtp_is_allowed_on_loopback(tmp_path: Path, host: str) -> None:
+    text = f'[smtp]\nhost = "{host}"\nsecurity = "none"\nfrom = "d@example.org"\n{FEED}'
+    config = load_config(write(tmp_path, text))
+    assert config.smtp is not None
+    assert (config.smtp.security, config.smtp.port) == ("none", 25)
+
+
+# --- invalid files: one line, the file and the key -----------------------------------------
+
+INVALID = {
+    "unknown top-level key": ('titel = "x"\n' + FEED, "titel", "unknown key"),
+    "unknown key in [digest]": ('[digest]\ntimezon = "UTC"\n' + FEED, "digest.timezon", "unknown"),
+    "unknown key in a feed": (
+        '[[feeds]]\nname = "papers"\nurll = "papers.rss"\n',
+        "feeds[0].urll",
+        "unknown key",
+    ),
+    "missing feed url": ('[[feeds]]\nname = "papers"\n', "feeds[0].url", "missing"),
+    "subscriber profile not defined": (
+        FEED + PROFILE + SUBSCRIBER.replace('"rl"', '"vision"'),
+        "subscribers[0].profile",
+        "vision",
+    ),
+    "bad digest timezone": (
+        '[digest]\ntimezone = "Mars/Olympus_Mons"\n' + FEED,
+        "digest.timezone",
+        "Mars/Olympus_Mons",
+    ),
+    "bad subscriber timezone": (
+        FEED + PROFILE + SUBSCRIBER + 'timezone = "Europe/Berln"\n',
+        "subscribers[0].timezone",
+        "Europe/Berln",
+    ),
+    "bad subscriber email": (
+        FEED + PROFILE + SUBSCRIBER.replace("ada@example.org", "ada at example.org"),
+        "subscribers[0].email",
+        "ada at example.org",
+    ),
+    "bad sender address": (
+        SMTP.replace("digest@example.org", "digest.example.org") + FEED,
+        "smtp.from",
+        "digest.example.org",
+    ),
+    "max_entries not a number": (
+        '[digest]\nmax_entries = "ten"\n' + FEED,
+        "digest.max_entries",
+        "integer",
+    ),
+    "feed weight a boolean": (FEED + "weight = true\n", "feeds[0].weight", "boolean"),
+    "keyword weight a boolean": (
+        FEED + "[profiles.rl]\nkeywords = { RLHF = true }\n",
+        "profiles.rl.keywords.RLHF",
+        "boolean",
+    ),
+    "password in the file": (
+        SMTP + 'password = "hunter2"\n' + FEED,
+        "smtp.password",
+        "password_env",
+    ),
+    "plaintext smtp to a remote host": (
+        SMTP + 'security = "none"\n' + FEED,
+        "smtp.security",
+        "smtp.example.org",
+    ),
+    "markdown path without date": (
+        FEED + PROFILE + '[[markdown]]\nprofile = "rl"\npath = "wiki/today.md"\n',
+        "markdown[0].path",
+        "{date}",
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "key", "reason"), INVALID.values(), ids=INVALID.keys())
+def test_invalid_config_is_one_line_naming_file_and_key(
+    tmp_path: Path, text: str, key: str, reason: str
+) -> None:
+    error = config_error(write(tmp_path, text))
+    assert error.key == key
+    assert f": {key}: " in str(error)
+    assert reason in error.reason
+
+
+def test_password_in_file_is_never_echoed(tmp_path: Path) -> None:
+    error = config_error(write(tmp_path, SMTP + 'password = "hunter2"\n' + FEED))
+    assert "hunter2" not in str(error)
+
+
+def test_invalid_toml_names_the_file_and_the_line(tmp_path: Path) -> None:
+    error = config_error(write(tmp_path, FEED + "weight = \n"))
+    assert "TOML" in str(error)
+    assert "line 4" in str(error)
+
+
+def test_config_not_in_utf8_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "digest.toml"
+    path.write_bytes('[digest]\ntitle = "Müller"\n'.encode("latin-1") + FEED.encode())
+    config_error(path)
+
+
+def test_missing_file_names_the_file(tmp_path: Path) -> None:
+    error = config_error(tmp_path / "nowhere.toml")
+    assert "no such file" in str(error)
+
+
+# --- through the real command --------------------------------------------------------------
+
+CLI_INVALID = ["unknown key in a feed", "bad subscriber timezone", "password in the file"]
+
+
+@pytest.mark.parametrize("case", CLI_INVALID)
+def test_check_config_prints_one_line_and_exits_2(
+    tmp_path: Path, run_digest: RunDigest, case: str
+) -> None:
+    text, key, _ = INVALID[case]
+    path = write(tmp_path, text)
+    result = run_digest("check-config", str(path))
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert str(path) in line
+    assert key in line
+    assert result.stdout == ""
+
+
+def test_check_config_accepts_a_valid_file(tmp_path: Path, run_digest: RunDigest) -> None:
+    path = write_full(tmp_path)
+    result = run_digest("check-config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: OK" in result.stdout
+    assert "SMTP smtp.example.org:2525 (tls)" in result.stdout

@@ -1,0 +1,177 @@
+"""render and render_index: what a reader sees in the HTML, plain-text and Markdown parts."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import date
+
+import markdown
+import pytest
+from factories import digest, entry, profile
+from hypothesis import given
+from hypothesis import strategies as st
+
+from digest.models import Entry, Pick, RenderedDigest
+from digest.rank import KeywordRanker
+from digest.render import TEXT_WIDTH, render, render_index
+
+HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
+MARKDOWN_TRICKS = ["[click](http://evil) # x", "<b>hi</b>"]
+
+
+def pick(e: Entry) -> Pick:
+    return Pick(entry=e, score=2.0, matches=())
+
+
+def render_one(title: str, summary: str = "", link: str | None = None) -> RenderedDigest:
+    return render(digest([pick(entry(title, summary, link=link))]))
+
+
+def visible_text(markup: str) -> str:
+    """What a browser shows: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]*>", "", markup))
+
+
+def hrefs(markup: str) -> list[str]:
+    return [html.unescape(h) for h in re.findall(r'href="([^"]*)"', markup)]
+
+
+# --- HTML --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_html_escapes_feed_text(hostile: str) -> None:
+    e = entry(
+        hostile,
+        hostile,
+        feeds=[hostile],
+        link="https://x.example/1",
+        authors=[hostile],
+        organisation=hostile,
+    )
+    page = render(digest([pick(e)], title=hostile, feed_problems=[hostile])).html
+    assert "<script" not in page.lower()
+    assert "<img" not in page.lower()
+    assert hostile in visible_text(page)  # shown as text, not swallowed
+
+
+@pytest.mark.parametrize(
+    "link", ["javascript:alert(1)", " JavaScript:alert(1)", "data:text/html,<b>x</b>", "//evil"]
+)
+def test_only_http_links_are_emitted(link: str) -> None:
+    rendered = render_one("A paper", link=link)
+    assert hrefs(rendered.html) == []
+    assert "A paper" in visible_text(rendered.html)
+    assert hrefs(markdown.markdown(rendered.markdown)) == []
+    assert link.strip() not in rendered.text
+
+
+def test_http_link_is_emitted() -> None:
+    rendered = render_one("A paper", link="https://x.example/p?a=1&b=2")
+    assert hrefs(rendered.html) == ["https://x.example/p?a=1&b=2"]
+    assert hrefs(markdown.markdown(rendered.markdown)) == ["https://x.example/p?a=1&b=2"]
+    assert "https://x.example/p?a=1&b=2" in rendered.text
+
+
+@given(st.text(), st.text())
+def test_no_part_ever_contains_a_script_tag(title: str, summary: str) -> None:
+    rendered = render_one(title, summary=summary)
+    assert "<script" not in rendered.html.lower()
+    assert "<script" not in markdown.markdown(rendered.markdown).lower()
+
+
+# --- plain text --------------------------------------------------------------------------
+
+
+def test_text_lines_fit_78_columns_except_unbreakable_tokens() -> None:
+    long_url = "https://papers.example.org/" + "a-very-long-slug-" * 6
+    words = "reinforcement learning from human feedback with reward models " * 5
+    e = entry(
+        "A deliberately long title about " + words,
+        words * 3,
+        link=long_url,
+        feeds=["Daily Papers page one (RSS)", "Daily Papers page two (JSON)"],
+        authors=["Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra"],
+        organisation="The Institute for Very Long Organisation Names",
+    )
+    prof = profile({w: 1 for w in words.split()})
+    picks = KeywordRanker().rank([e], prof, {"Daily Papers page one (RSS)": 1.25})
+    text = render(
+        digest(
+            picks,
+            title="Morning papers on reinforcement learning, agents and vision models",
+            reader_name="Ada Lovelace",
+            feed_problems=["Daily Papers page two (JSON): " + words],
+        )
+    ).text
+    too_long = [
+        line for line in text.splitlines() if len(line) > TEXT_WIDTH and len(line.split()) > 1
+    ]
+    assert too_long == []
+    assert f"   {long_url}" in text.splitlines()  # the URL is whole, on its own line
+
+
+def test_long_feed_problem_is_one_bullet() -> None:
+    problem = "Daily Papers: " + "connection refused by the server " * 4
+    text = render(digest(feed_problems=[problem])).text
+    bullets = [line for line in text.splitlines() if line.lstrip().startswith("- ")]
+    assert len(bullets) == 1
+
+
+# --- Markdown ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trick", MARKDOWN_TRICKS)
+def test_markdown_creates_no_link_or_html_from_feed_text(trick: str) -> None:
+    e = entry(trick, f"{trick} {trick}", link="https://x.example/1", authors=[trick])
+    page = markdown.markdown(render(digest([pick(e)], feed_problems=[trick])).markdown)
+    assert hrefs(page) == ["https://x.example/1"]
+    assert "<b>" not in page
+    assert not re.search(r"<h[1-6]>\s*x\b", page)
+
+
+@pytest.mark.parametrize("trick", MARKDOWN_TRICKS)
+def test_markdown_shows_feed_text_as_written(trick: str) -> None:
+    page = markdown.markdown(render_one(trick, summary=trick).markdown)
+    assert visible_text(page).count(trick) == 2  # title and summary, no stray backslashes
+
+
+# --- content -----------------------------------------------------------------------------
+
+
+def test_empty_digest_says_nothing_new() -> None:
+    rendered = render(digest([], considered=12))
+    assert rendered.subject.endswith("0 new")
+    assert "2026-11-23" in rendered.subject
+    for part in (visible_text(rendered.html), rendered.text, rendered.markdown):
+        assert "Nothing new" in part
+
+
+def test_picks_appear_in_rank_order_with_why_lines() -> None:
+    prof = profile({"RL": 1, "agents": 2})
+    entries = [entry("RL only"), entry("Agents and RL"), entry("Agents only"), entry("Unrelated")]
+    picks = KeywordRanker().rank(entries, prof, {})
+    rendered = render(digest(picks, considered=len(entries)))
+    assert rendered.subject.endswith("3 new")
+    expected = ["1. Agents and RL", "2. Agents only", "3. RL only"]
+    for part in (
+        visible_text(rendered.html),
+        rendered.text,
+        visible_text(markdown.markdown(rendered.markdown)),
+    ):
+        positions = [part.find(line) for line in expected]
+        assert -1 not in positions and positions == sorted(positions), part
+        assert "Why: RL (title), agents (title)" in part
+        assert "Unrelated" not in part
+
+
+def test_index_lists_pages_in_the_order_given_newest_first() -> None:
+    pages = [
+        (date(2026, 11, 23), "2026-11-23.md", 3),
+        (date(2026, 11, 22), "2026-11-22.md", 0),
+        (date(2026, 11, 20), "2026-11-20.md", 12),
+    ]
+    page = markdown.markdown(render_index("Papers", pages))
+    assert hrefs(page) == ["2026-11-23.md", "2026-11-22.md", "2026-11-20.md"]
+    assert re.findall(r"\d{4}-\d\d-\d\d</a> — (\d+) new", page) == ["3", "0", "12"]
