@@ -1,0 +1,458 @@
+"""Hostile feed content is neutralised in every part a reader or a mail server sees.
+
+Each payload of tests/data/hostile/payloads.json (built by scripts/make_hostile.py) arrives as
+real feed content does: as the title, the HTML summary, the link or the author of an RSS item,
+parsed by `parse_feed`. The entry is rendered in every format and composed into an email, and
+each part is checked the way its consumer reads it: the HTML with an HTML parser, the Markdown
+through both the `markdown` package and markdown-it-py (CommonMark), the email by re-parsing
+its bytes. One test per position checks every payload and reports all failures together.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from html.parser import HTMLParser
+from typing import Any
+from xml.sax.saxutils import escape
+
+import markdown
+import pytest
+from conftest import DATA, ROOT
+from factories import digest, entry
+from markdown_it import MarkdownIt
+
+from digest.models import Pick, RenderedDigest
+from digest.parse import parse_feed
+from digest.render import render
+from digest.send import compose, message_id
+
+CORPUS = DATA / "hostile" / "payloads.json"
+GENERATOR = ROOT / "scripts" / "make_hostile.py"
+PAYLOADS: list[dict[str, str]] = json.loads(CORPUS.read_text(encoding="utf-8"))
+
+POSITIONS = ("title", "summary", "link", "author")
+BENIGN = {
+    "title": "Benign title",
+    "summary": "<p>Benign <b>summary</b> text.</p>",
+    "link": "https://ok.example/item",
+    "author": "Benign Author",
+}
+SENDER = "Morning papers <digest@example.org>"
+TO = "ada@example.org"
+NOW = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
+DIGEST_HEADING = "Morning papers — 2026-11-23"
+
+# Elements that run code, load remote content, take input or restyle the page. None may come
+# from a feed; <style>, <meta>, <link> and <title> are the template's own inside <head>.
+ACTIVE = {
+    "script", "iframe", "frame", "frameset", "object", "embed", "applet", "form", "input",
+    "button", "textarea", "select", "svg", "math", "img", "image", "picture", "source",
+    "video", "audio", "portal", "base", "style", "link", "meta",
+}  # fmt: skip
+HEAD_ONLY = {"style", "meta", "link", "title"}
+#: attributes that fetch or navigate; the template uses none of them
+URL_ATTRIBUTES = {
+    "src", "srcset", "action", "formaction", "data", "poster", "background", "xlink:href",
+    "lowsrc", "dynsrc", "codebase", "classid", "ping", "longdesc", "usemap", "manifest",
+}  # fmt: skip
+CSS_DANGER = ("expression(", "url(", "javascript:", "behavior:", "-moz-binding", "@import")
+#: the template's layout: feed content must not close or open any of these
+LAYOUT = ("html", "head", "body", "table", "tr", "td")
+#: what the Markdown template produces (h1 title, h2 picks, em byline, strong "Why:")
+MARKDOWN_TAGS = {"h1", "h2", "p", "a", "em", "strong"}
+SAFE_HREF = re.compile(r"(?:https?://[^\s/]|mailto:[^\s])", re.IGNORECASE)
+MAX_LINE_OCTETS = 998
+
+
+# --- the pipeline, as feed content travels through it ------------------------------------------
+
+
+def rss(fields: dict[str, str]) -> bytes:
+    """An RSS 2.0 document with one item; text is XML-escaped, as a feed publisher would."""
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel>
+  <title>Hostile feed</title>
+  <link>https://feed.example/</link>
+  <description>tests/test_sanitise.py</description>
+  <item>
+    <title>{escape(fields["title"])}</title>
+    <link>{escape(fields["link"])}</link>
+    <guid isPermaLink="false">urn:hostile:1</guid>
+    <description>{escape(fields["summary"])}</description>
+    <dc:creator>{escape(fields["author"])}</dc:creator>
+    <pubDate>Mon, 23 Nov 2026 05:00:00 +0000</pubDate>
+  </item>
+</channel>
+</rss>""".encode()
+
+
+@dataclass
+class Outcome:
+    """What one item became: its parsed fields, every rendered part and the email."""
+
+    title: str
+    summary: str
+    link: str | None
+    authors: tuple[str, ...]
+    rendered: RenderedDigest
+    email: EmailMessage
+
+
+def through_pipeline(fields: dict[str, str]) -> Outcome | None:
+    """Parse, render and compose; None when parse_feed rejects the document outright.
+
+    The email is composed as the pipeline composes it, except that its Subject also names the
+    pick's title and author: today no feed text reaches a header, and this is where it would
+    (a subject naming the top pick), so compose's own defences are what is tested."""
+    parsed = parse_feed("Hostile feed", rss(fields))
+    if not parsed.entries:
+        return None
+    item = parsed.entries[0]
+    e = entry(
+        item.title,
+        item.summary,
+        id="urn:hostile:1",
+        feeds=("Hostile feed",),
+        link=item.link,
+        published=item.published,
+        authors=item.authors,
+        organisation=item.organisation,
+    )
+    d = digest([Pick(entry=e, score=2.0, matches=())], reader_name="ada")
+    rendered = render(d)
+    email = compose(
+        sender=SENDER,
+        to_name="ada",
+        to_address=TO,
+        subject=" — ".join([rendered.subject, item.title, *item.authors[:1]]),
+        text=rendered.text,
+        html=rendered.html,
+        msg_id=message_id(d.reader.key, d.local_date.isoformat(), SENDER),
+        now=NOW,
+    )
+    return Outcome(item.title, item.summary, item.link, item.authors, rendered, email)
+
+
+# --- reading the parts -------------------------------------------------------------------------
+
+
+@dataclass
+class Element:
+    tag: str
+    attrs: list[tuple[str, str | None]]
+    in_head: bool
+
+
+class Page(HTMLParser):
+    """An HTML document as a browser would tokenise it: elements, end tags, visible text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[Element] = []
+        self.ends: Counter[str] = Counter()
+        self.text: list[str] = []
+        #: (tag, text) of each h1–h6
+        self.headings: list[tuple[str, str]] = []
+        self._in_head = False
+        self._raw = 0
+        self._heading: tuple[str, list[str]] | None = None
+
+    @classmethod
+    def of(cls, markup: str) -> Page:
+        page = cls()
+        page.feed(markup)
+        page.close()
+        return page
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append(Element(tag, attrs, self._in_head))
+        if tag == "head":
+            self._in_head = True
+        elif tag in ("script", "style"):
+            self._raw += 1
+        elif re.fullmatch(r"h[1-6]", tag):
+            self._heading = (tag, [])
+
+    def handle_endtag(self, tag: str) -> None:
+        self.ends[tag] += 1
+        if tag == "head":
+            self._in_head = False
+        elif tag in ("script", "style"):
+            self._raw = max(0, self._raw - 1)
+        elif self._heading and tag == self._heading[0]:
+            self.headings.append((tag, _squash("".join(self._heading[1]))))
+            self._heading = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in_head or self._raw:
+            return
+        self.text.append(data)
+        if self._heading:
+            self._heading[1].append(data)
+
+    @property
+    def visible(self) -> str:
+        return _squash("".join(self.text))
+
+    def count(self, tag: str) -> int:
+        return sum(1 for e in self.elements if e.tag == tag)
+
+
+def _squash(text: str) -> str:
+    """Whitespace collapsed and control characters dropped, to compare what a reader sees."""
+    return " ".join("".join(c for c in text if unicodedata.category(c) != "Cc").split())
+
+
+_MARKDOWN = markdown.Markdown()
+_COMMONMARK = MarkdownIt("commonmark")
+
+
+def python_markdown(text: str) -> str:
+    _MARKDOWN.reset()
+    return _MARKDOWN.convert(text)
+
+
+MARKDOWN_RENDERERS: dict[str, Callable[[str], str]] = {
+    "markdown": python_markdown,
+    "markdown-it": _COMMONMARK.render,
+}
+
+
+def _bad_href(value: str | None) -> bool:
+    return not value or not SAFE_HREF.match(value)
+
+
+def _controls(text: str) -> list[str]:
+    return sorted(
+        {f"U+{ord(c):04X}" for c in text if unicodedata.category(c) == "Cc" and c != "\n"}
+    )
+
+
+# --- the checks, each yielding what a reader or a mail server would be exposed to --------------
+
+
+def html_problems(page: Page, baseline: Page) -> Iterator[str]:
+    for el in page.elements:
+        if el.tag in ACTIVE and not (el.in_head and el.tag in HEAD_ONLY):
+            yield f"<{el.tag}> element"
+        for name, value in el.attrs:
+            if name.startswith("on"):
+                yield f"{name}= attribute on <{el.tag}>"
+            elif name == "href" and _bad_href(value):
+                yield f"<{el.tag} href={value!r}>"
+            elif name in URL_ATTRIBUTES:
+                yield f"{name}= attribute on <{el.tag}>"
+            elif name == "style" and value:
+                css = re.sub(r"/\*.*?\*/|\\|\s", "", value.lower())
+                yield from (f"style with {d!r} on <{el.tag}>" for d in CSS_DANGER if d in css)
+    for tag in LAYOUT:
+        if (page.count(tag), page.ends[tag]) != (baseline.count(tag), baseline.ends[tag]):
+            yield f"<{tag}> opened/closed {page.count(tag)}/{page.ends[tag]} times, template: "
+            f"{baseline.count(tag)}/{baseline.ends[tag]}"
+
+
+def markdown_problems(page: Page, renderer: str) -> Iterator[str]:
+    for el in page.elements:
+        if el.tag not in MARKDOWN_TAGS:
+            yield f"{renderer}: <{el.tag}> element"
+        for name, value in el.attrs:
+            if name == "href" and _bad_href(value):
+                yield f"{renderer}: <{el.tag} href={value!r}>"
+            elif name != "href":
+                yield f"{renderer}: {name}= attribute on <{el.tag}>"
+    if page.count("a") > 1:
+        yield f"{renderer}: {page.count('a')} links, the template makes at most 1"
+    for tag in ("em", "strong"):
+        if page.count(tag) > 1:
+            yield f"{renderer}: {page.count(tag)} <{tag}>, the template makes 1"
+    headings = page.headings
+    if [h for h, _ in headings] != ["h1", "h2"]:
+        yield f"{renderer}: headings {headings!r}, the template makes one h1 and one h2"
+    elif headings[0][1] != DIGEST_HEADING or not re.match(r"1\.( |$)", headings[1][1]):
+        yield f"{renderer}: headings {headings!r}"
+
+
+def text_problems(text: str, where: str) -> Iterator[str]:
+    longest = max((len(line.encode()) for line in text.split("\n")), default=0)
+    if longest > MAX_LINE_OCTETS:
+        yield f"{where}: a line of {longest} octets"
+    if bad := _controls(text):
+        yield f"{where}: control characters {', '.join(bad[:6])}"
+
+
+def email_problems(message: EmailMessage, expected: list[str], where: str) -> Iterator[str]:
+    """What a mail server would see: raw line lengths and the headers as it parses them.
+
+    The text/plain part is `rendered.text`, checked on its own; decoding it again here would
+    double the test's run time for no extra finding."""
+    raw = message.as_bytes()
+    longest = max(len(line) for line in raw.split(b"\r\n") for line in line.split(b"\n"))
+    if longest > MAX_LINE_OCTETS:
+        yield f"{where}: a raw line of {longest} octets"
+    parsed = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+    names = [name.lower() for name in parsed.keys()]
+    if names != expected:
+        extra = sorted(set(names) - set(expected)) or names
+        yield f"{where}: headers {extra}, expected {expected}"
+    subject = str(parsed.get("Subject", ""))
+    if "\r" in subject or "\n" in subject:
+        yield f"{where}: CR/LF in Subject {subject!r}"
+    to = parsed["To"]
+    recipients = [a.addr_spec for a in to.addresses] if to else []
+    if recipients != [TO]:
+        yield f"{where}: To addresses {recipients}"
+    if parsed.defects:
+        yield f"{where}: message defects {parsed.defects}"
+
+
+def template_problems(
+    payload: str, outcome: Outcome, position: str, shown: dict[str, str]
+) -> Iterator[str]:
+    """`{{ 7*7 }}` and friends are shown as written, never evaluated; `shown` holds the
+    visible text of each part."""
+    if "7*7" in payload:
+        for part, content in shown.items():
+            if "49" in content:
+                yield f"{part}: '49' appears, the template text was evaluated"
+    value = {"title": outcome.title, "summary": outcome.summary}.get(position)
+    if position == "author":
+        value = outcome.authors[0] if outcome.authors else None
+    if value and "{" in value:
+        for part, content in shown.items():
+            if _squash(value) not in content:
+                yield f"{part}: {_squash(value)!r} is not shown as written"
+
+
+# --- the corpus --------------------------------------------------------------------------------
+
+
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location("make_hostile", GENERATOR)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_corpus_is_large_distinct_and_up_to_date() -> None:
+    payloads = [p["payload"] for p in PAYLOADS]
+    assert len(payloads) >= 300
+    assert len(set(payloads)) == len(payloads)
+    kinds = Counter(p["kind"] for p in PAYLOADS)
+    for kind in ("script", "handler", "url", "css", "svg-math", "embed", "pixel", "malformed"):
+        assert kinds[kind] >= 10, kind
+    for kind in ("template", "markdown", "header", "control", "long"):
+        assert kinds[kind] >= 10, kind
+    generator = _generator()
+    current = generator.dump(generator.payloads())
+    assert CORPUS.read_text(encoding="utf-8") == current, "run scripts/make_hostile.py"
+
+
+def test_the_checks_find_what_they_look_for() -> None:
+    """Guards against a vacuous pass: each check flags a part with the problem planted."""
+    page = Page.of(
+        "<html><head><style>p{}</style></head><body><table><tr><td>"
+        '<p onclick="x"><a href=" javascript:alert(1)">x</a><img src="https://t/p.gif">'
+        '<svg></svg><span style="background:u\\rl(https://t/p.gif)">x</span></td></tr>'
+        "</table></table></body></html>"
+    )
+    found = " | ".join(
+        html_problems(page, Page.of("<html><body><table><tr><td></td></tr></table>"))
+    )
+    for expected in (
+        "onclick=",
+        "href=' javascript",
+        "<img>",
+        "src=",
+        "<svg>",
+        "'url('",
+        "<table>",
+    ):
+        assert expected in found, (expected, found)
+    markdown_page = (
+        "# Morning papers — 2026-11-23\n\n## 1. x\n\n# injected\n\n[x](javascript:y) <b>"
+    )
+    for renderer, to_html in MARKDOWN_RENDERERS.items():
+        found = " | ".join(markdown_problems(Page.of(to_html(markdown_page)), renderer))
+        assert "headings" in found and "<b>" in found, found
+    assert "javascript:y" in " ".join(
+        markdown_problems(Page.of(python_markdown(markdown_page)), "")
+    )
+    assert len(list(text_problems("ok\x1b[31m\n" + "é" * 500, "text"))) == 2
+    message = EmailMessage()
+    message["To"] = TO
+    message["Bcc"] = "victim@evil.example"
+    found = " | ".join(email_problems(message, ["to"], "email"))
+    assert "bcc" in found, found
+
+
+@pytest.fixture(scope="module")
+def baseline() -> tuple[Page, list[str]]:
+    """The benign item's HTML page and header names: what the template itself produces."""
+    outcome = through_pipeline(BENIGN)
+    assert outcome is not None
+    names = [n.lower() for n in outcome.email.keys()]
+    page = Page.of(outcome.rendered.html)
+    assert list(html_problems(page, page)) == []
+    return page, names
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_hostile_feed_content_is_neutralised(
+    position: str, baseline: tuple[Page, list[str]]
+) -> None:
+    base_page, base_headers = baseline
+    failures: list[tuple[str, str]] = []
+    rejected = 0
+    for number, item in enumerate(PAYLOADS, 1):
+        payload = item["payload"]
+        label = f"#{number} [{item['kind']}] {payload[:70]!r}"
+        try:
+            outcome = through_pipeline({**BENIGN, position: payload})
+        except Exception as e:  # a crash is a failure to report, not a reason to stop
+            failures.append((label, f"raised {type(e).__name__}: {e}"))
+            continue
+        if outcome is None:
+            rejected += 1
+            continue
+        page = Page.of(outcome.rendered.html)
+        problems = list(html_problems(page, base_page))
+        shown = {"html": page.visible, "text": _squash(outcome.rendered.text)}
+        for name, to_html in MARKDOWN_RENDERERS.items():
+            markdown_page = Page.of(to_html(outcome.rendered.markdown))
+            problems += markdown_problems(markdown_page, name)
+            shown[name] = markdown_page.visible
+        problems += text_problems(outcome.rendered.text, "text")
+        problems += email_problems(outcome.email, base_headers, "email")
+        problems += template_problems(payload, outcome, position, shown)
+        failures += [(label, problem) for problem in dict.fromkeys(problems)]
+    assert rejected < len(PAYLOADS) // 10, f"parse_feed rejected {rejected} documents"
+    if failures:
+        pytest.fail(report(position, failures), pytrace=False)
+
+
+def report(position: str, failures: list[tuple[str, str]]) -> str:
+    """Failures grouped by problem, so one bug reads as one line with its payloads."""
+    groups: dict[str, list[str]] = {}
+    for label, problem in failures:
+        key = re.sub(r"\d+ octets", "N octets", problem)
+        key = re.sub(r"(U\+[0-9A-F]{4}(, )?)+", "…", key)
+        key = re.sub(r"(href=|Subject |headers |To addresses |defects |headings ).*", r"\1…", key)
+        key = re.sub(r"^(\w+: )?\d+ (links|<\w+>)", r"\1N \2", key)
+        groups.setdefault(key, []).append(f"{label} → {problem}")
+    lines = [f"{len(failures)} problems with payloads as the {position}:"]
+    for key, items in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        lines.append(f"  {len(items):4} × {key}")
+        lines += [f"         {line[:220]}" for line in items[:4]]
+    return "\n".join(lines)
