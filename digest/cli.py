@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -14,6 +16,7 @@ from . import __version__, pipeline
 from .config import load_config
 from .errors import ConfigError, DigestError
 from .models import Config, FetchResult
+from .rank import breakdown
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -90,12 +93,31 @@ def collect(config_path: str, now: datetime | None) -> None:
 @CONFIG
 @click.option("--subscriber", required=True, help="The subscriber's name.")
 @NOW
-def preview(config_path: str, subscriber: str, now: datetime | None) -> None:
+@click.option("--open", "open_browser", is_flag=True, help="Open the HTML in your browser.")
+def preview(config_path: str, subscriber: str, now: datetime | None, open_browser: bool) -> None:
     """Render a subscriber's digest as of now without sending or recording; print its path."""
     config = _load(config_path)
     with _failures_exit(), _progress(config) as on_feed:
         path = pipeline.preview(config, subscriber, now or _now(), on_feed)
     click.echo(str(path))
+    if open_browser:
+        click.launch(str(path))
+
+
+@cli.command()
+@CONFIG
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The folder to write the HTML archive into.",
+)
+def archive(config_path: str, out: str) -> None:
+    """Render every Markdown digest written so far into a static HTML archive."""
+    config = _load(config_path)
+    with _failures_exit():
+        pages = pipeline.archive(config, Path(out))
+    _err(f"archived {len(pages)} pages; open {Path(out) / 'index.html'}")
 
 
 @cli.command("check-config")
@@ -130,6 +152,115 @@ def check_config(config_path: str) -> None:
     for out in config.markdown:
         index = f", index {out.index}" if out.index else ""
         click.echo(f"  markdown: {out.path} (profile {out.profile}{index})")
+
+
+@cli.command()
+@CONFIG
+def serve(config_path: str) -> None:
+    """Run the scheduler: each digest at its subscriber's send_at, in their time zone.
+
+    Stops cleanly on SIGTERM or SIGINT (the delivery in progress finishes first) and reloads
+    the configuration on SIGHUP.
+    """
+    from . import schedule  # only the commands that need APScheduler import it
+
+    config = _load(config_path)
+    logger = logging.getLogger("digest")
+    logger.setLevel(min(logger.level, logging.INFO))
+    stamped = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+    for handler in logger.handlers:
+        handler.setFormatter(stamped)
+    apscheduler = logging.getLogger("apscheduler")
+    apscheduler.handlers[:] = logger.handlers
+    apscheduler.setLevel(logging.WARNING)
+    apscheduler.propagate = False
+    with _failures_exit():
+        schedule.serve(Path(config_path), config)
+
+
+@cli.command()
+@CONFIG
+@NOW
+def status(config_path: str, now: datetime | None) -> None:
+    """Show each subscriber's next delivery (local and UTC) and last result."""
+    from . import schedule
+
+    config = _load(config_path)
+    with _failures_exit():
+        pid, subscribers = schedule.status(config, now or _now())
+    click.echo(f"digest serve: running (pid {pid})" if pid else "digest serve: not running")
+    for s in subscribers:
+        click.echo(
+            f"{s.name}: next {s.next.local.isoformat(timespec='minutes')} "
+            f"({s.next.at:%Y-%m-%dT%H:%MZ}); last: {s.last_result}"
+        )
+
+
+@cli.command("schedule")
+@CONFIG
+@click.option(
+    "--from",
+    "start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="First local date (default: today in [digest] timezone).",
+)
+@click.option("--days", type=click.IntRange(1, 3660), default=7, show_default=True)
+def schedule_command(config_path: str, start: datetime | None, days: int) -> None:
+    """Print every planned delivery: subscriber, UTC time, local time (tab-separated)."""
+    from . import schedule
+
+    config = _load(config_path)
+    first = start.date() if start else _now().astimezone(ZoneInfo(config.settings.timezone)).date()
+    for planned in schedule.calendar(config.subscribers, first, days):
+        click.echo(schedule.calendar_line(planned))
+
+
+@cli.command()
+@CONFIG
+@click.option("--subscriber", required=True, help="The subscriber's name.")
+@click.option(
+    "--entry",
+    "entries",
+    multiple=True,
+    metavar="ID|URL",
+    help="Explain only this entry (repeatable); also entries outside the digest's window.",
+)
+@NOW
+def explain(
+    config_path: str, subscriber: str, entries: tuple[str, ...], now: datetime | None
+) -> None:
+    """Print why each entry was picked or left out of a subscriber's digest, term by term."""
+    config = _load(config_path)
+    with _failures_exit():
+        found = pipeline.explain(config, subscriber, now or _now(), entries)
+    profile = found.reader.profile
+    ranking = found.ranking
+    click.echo(f"{found.reader.name}, profile {profile.name!r}: {found.scope}")
+    click.echo(
+        f"{len(ranking.picks)} picked, {len(ranking.left_out)} left out; term rarity from "
+        f"{found.collection.documents} entries in the state file"
+    )
+    blocks = [(p, f"{i}. picked") for i, p in enumerate(ranking.picks, 1)]
+    blocks += [(x.pick, f"left out: {x.reason}") for x in ranking.left_out]
+    blocks += list(found.elsewhere)
+    unmatched = 0
+    for pick, status in blocks:
+        entry = pick.entry
+        if entries and entry.id not in entries and entry.link not in entries:
+            continue
+        if not entries and not pick.matches:
+            unmatched += 1
+            continue
+        click.echo(f"\n{entry.title}\n  {entry.link or entry.id}\n  {status}")
+        for line in breakdown(pick, profile):
+            click.echo(f"    {line}")
+    if unmatched:
+        click.echo(f"\n…and {unmatched} entries that matched no term of the profile")
+    known = {p.entry.id for p, _ in blocks} | {p.entry.link for p, _ in blocks}
+    missing = [e for e in entries if e not in known]
+    if missing:
+        _err(f"not found in the state file's last 30 days: {', '.join(missing)}")
+        sys.exit(EXIT_FAILED)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import ipaddress
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from datetime import time
+from datetime import time, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -14,8 +14,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 from .models import (
+    DEFAULT_FIELD_WEIGHTS,
+    FIELDS,
     Config,
     FeedConfig,
+    Field,
     MarkdownOutput,
     Profile,
     Security,
@@ -27,7 +30,18 @@ from .models import (
 T = TypeVar("T")
 
 _TOP_KEYS = {"digest", "smtp", "feeds", "profiles", "subscribers", "markdown"}
-_DIGEST_KEYS = {"title", "state", "output", "timezone", "max_entries", "min_score"}
+_DIGEST_KEYS = {
+    "title",
+    "state",
+    "output",
+    "timezone",
+    "max_entries",
+    "min_score",
+    "collect_every",
+    "catch_up",
+    "unsubscribe_url",
+    "templates",
+}
 _SMTP_KEYS = {
     "host",
     "port",
@@ -37,15 +51,33 @@ _SMTP_KEYS = {
     "from",
     "ca_file",
     "timeout",
+    "connections",
+    "attempts",
+    "backoff",
 }
 _FEED_KEYS = {"name", "url", "weight"}
-_PROFILE_KEYS = {"keywords", "exclude", "max_entries", "min_score"}
+_PROFILE_KEYS = {
+    "keywords",
+    "exclude",
+    "require",
+    "fields",
+    "authors",
+    "organisations",
+    "popularity",
+    "freshness",
+    "max_per_feed",
+    "max_entries",
+    "min_score",
+}
+#: points a followed author or organisation gets when listed without a weight
+_FOLLOW_POINTS = 4.0
 _SUBSCRIBER_KEYS = {"name", "email", "profile", "send_at", "timezone"}
 _MARKDOWN_KEYS = {"profile", "path", "index"}
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 def load_config(path: str | Path) -> Config:
@@ -189,6 +221,27 @@ class _Parser:
         self.check(max_entries > 0, "digest.max_entries", "must be at least 1")
         min_score = float(self.get(t, "digest", "min_score", (int, float), 1.0))
         self.check(min_score >= 0, "digest.min_score", "must not be negative")
+        collect_every = self.duration(t, "collect_every", timedelta(hours=1))
+        self.check(
+            timedelta(0) < collect_every <= timedelta(days=1),
+            "digest.collect_every",
+            "must be more than 0 and at most 24h",
+        )
+        catch_up = self.duration(t, "catch_up", timedelta(hours=4))
+        self.check(catch_up < timedelta(days=1), "digest.catch_up", "must be under 24h")
+        unsubscribe_url = self.get(t, "digest", "unsubscribe_url", str, None)
+        self.check(
+            unsubscribe_url is None or unsubscribe_url.startswith(("https://", "http://")),
+            "digest.unsubscribe_url",
+            "must be an http(s) URL",
+        )
+        templates = self.get(t, "digest", "templates", str, None)
+        templates_dir = self.path(templates) if templates else None
+        self.check(
+            templates_dir is None or templates_dir.is_dir(),
+            "digest.templates",
+            f"no such directory: {templates_dir}",
+        )
         return Settings(
             title=self.get(t, "digest", "title", str, "Digest"),
             state=self.path(self.get(t, "digest", "state", str, "digest.sqlite")),
@@ -196,7 +249,25 @@ class _Parser:
             timezone=self.zone(self.get(t, "digest", "timezone", str, "UTC"), "digest.timezone"),
             max_entries=max_entries,
             min_score=min_score,
+            collect_every=collect_every,
+            catch_up=catch_up,
+            unsubscribe_url=unsubscribe_url,
+            templates=templates_dir,
         )
+
+    def duration(self, t: Mapping[str, Any], name: str, default: timedelta) -> timedelta:
+        value = self.get(t, "digest", name, str, None)
+        if value is None:
+            return default
+        m = _DURATION.match(value.strip())
+        self.check(
+            m is not None and any(m.groups()),
+            f"digest.{name}",
+            f'must be a duration such as "4h", "90m" or "1h30m", not {value!r}',
+        )
+        assert m is not None
+        h, mins, s = (int(g or 0) for g in m.groups())
+        return timedelta(hours=h, minutes=mins, seconds=s)
 
     def smtp(self, value: object) -> SmtpSettings:
         if isinstance(value, dict) and "password" in value:
@@ -241,6 +312,12 @@ class _Parser:
         self.check(ca_path is None or ca_path.is_file(), "smtp.ca_file", f"no such file: {ca_path}")
         timeout = float(self.get(t, "smtp", "timeout", (int, float), 30.0))
         self.check(timeout > 0, "smtp.timeout", "must be positive")
+        connections = self.get(t, "smtp", "connections", int, 4)
+        self.check(1 <= connections <= 32, "smtp.connections", "must be between 1 and 32")
+        attempts = self.get(t, "smtp", "attempts", int, 3)
+        self.check(1 <= attempts <= 10, "smtp.attempts", "must be between 1 and 10")
+        backoff = float(self.get(t, "smtp", "backoff", (int, float), 2.0))
+        self.check(0 <= backoff <= 300, "smtp.backoff", "must be between 0 and 300 seconds")
         return SmtpSettings(
             host=host,
             port=port,
@@ -250,6 +327,9 @@ class _Parser:
             password_env=password_env,
             ca_file=ca_path,
             timeout=timeout,
+            connections=connections,
+            attempts=attempts,
+            backoff=backoff,
         )
 
     def feed(self, value: object, key: str) -> FeedConfig:
@@ -274,7 +354,7 @@ class _Parser:
         keywords: list[tuple[str, float]] = []
         for term, weight in keywords_raw.items():
             tkey = f"{key}.keywords.{_quote(term)}"
-            self.check(bool(term.strip()), tkey, "a keyword must not be empty")
+            self.term(term, tkey)
             self.check(
                 isinstance(weight, int | float) and not isinstance(weight, bool),
                 tkey,
@@ -283,24 +363,89 @@ class _Parser:
             self.check(weight > 0, tkey, "weight must be positive")
             keywords.append((term.strip(), float(weight)))
         self.check(bool(keywords), f"{key}.keywords", "needs at least one term")
-        exclude = self.get(t, key, "exclude", list, [])
-        for i, term in enumerate(exclude):
-            self.check(
-                isinstance(term, str) and bool(term.strip()),
-                f"{key}.exclude[{i}]",
-                "must be a non-empty string",
-            )
         max_entries = self.get(t, key, "max_entries", int, settings.max_entries)
         self.check(max_entries > 0, f"{key}.max_entries", "must be at least 1")
         min_score = float(self.get(t, key, "min_score", (int, float), settings.min_score))
         self.check(min_score >= 0, f"{key}.min_score", "must not be negative")
+        max_per_feed = self.get(t, key, "max_per_feed", int, None)
+        self.check(
+            max_per_feed is None or max_per_feed > 0, f"{key}.max_per_feed", "must be at least 1"
+        )
+        boosts = {}
+        for boost in ("popularity", "freshness"):
+            boosts[boost] = float(self.get(t, key, boost, (int, float), 0.0))
+            self.check(boosts[boost] >= 0, f"{key}.{boost}", "must not be negative")
         return Profile(
             name=name,
             keywords=tuple(keywords),
-            exclude=tuple(term.strip() for term in exclude),
+            exclude=self.terms(t, key, "exclude"),
             max_entries=max_entries,
             min_score=min_score,
+            require=self.terms(t, key, "require"),
+            fields=self.fields(t, key),
+            authors=self.follows(t, key, "authors"),
+            organisations=self.follows(t, key, "organisations"),
+            popularity=boosts["popularity"],
+            freshness=boosts["freshness"],
+            max_per_feed=max_per_feed,
         )
+
+    def term(self, term: object, key: str) -> str:
+        """A profile term: a word, a phrase, or a prefix ending in a single "*"."""
+        self.check(isinstance(term, str) and bool(term.strip()), key, "must be a non-empty string")
+        text = cast(str, term).strip()
+        stem = text.removesuffix("*")
+        self.check("*" not in stem, key, f"{text!r}: '*' may only end a term, as in 'transformer*'")
+        self.check(
+            bool(re.search(r"\w", stem)), key, f"{text!r} has no letters or digits to look for"
+        )
+        self.check(
+            stem == text or len(stem.strip()) >= 3,
+            key,
+            f"{text!r}: a prefix needs at least 3 characters before '*'",
+        )
+        return text
+
+    def terms(self, t: Mapping[str, Any], key: str, name: str) -> tuple[str, ...]:
+        values = self.get(t, key, name, list, [])
+        return tuple(self.term(term, f"{key}.{name}[{i}]") for i, term in enumerate(values))
+
+    def fields(self, t: Mapping[str, Any], key: str) -> tuple[tuple[Field, float], ...]:
+        weights: dict[str, float] = dict(DEFAULT_FIELD_WEIGHTS)
+        if "fields" in t:
+            table = self.table(t["fields"], f"{key}.fields", set(FIELDS))
+            for field in table:
+                weights[field] = float(self.get(table, f"{key}.fields", field, (int, float)))
+                self.check(weights[field] >= 0, f"{key}.fields.{field}", "must not be negative")
+            self.check(
+                any(weights.values()), f"{key}.fields", "at least one field must count (> 0)"
+            )
+        return tuple((field, weights[field]) for field in FIELDS)
+
+    def follows(self, t: Mapping[str, Any], key: str, name: str) -> tuple[tuple[str, float], ...]:
+        """`["Name", …]` (each worth _FOLLOW_POINTS) or `{ "Name" = points, … }`."""
+        value = t.get(name, [])
+        full = f"{key}.{name}"
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                self.check(isinstance(item, str), f"{full}[{i}]", "must be a name (a string)")
+            value = {item: _FOLLOW_POINTS for item in value}
+        self.check(
+            isinstance(value, dict),
+            full,
+            f"must be a list of names or a table of name = points, not {_kind(value)}",
+        )
+        follows: list[tuple[str, float]] = []
+        for who, points in value.items():
+            wkey = f"{full}.{_quote(who)}"
+            self.check(bool(who.strip()), wkey, "a name must not be empty")
+            self.check(
+                isinstance(points, int | float) and not isinstance(points, bool) and points > 0,
+                wkey,
+                "points must be a positive number",
+            )
+            follows.append((" ".join(who.split()), float(points)))
+        return tuple(follows)
 
     def subscriber(self, value: object, key: str, settings: Settings) -> Subscriber:
         t = self.table(value, key, _SUBSCRIBER_KEYS)
@@ -308,14 +453,16 @@ class _Parser:
         self.check(_address_ok(email), f"{key}.email", f"not an email address: {email!r}")
         send_at = self.get(t, key, "send_at", str, "07:00")
         m = _SEND_AT.match(send_at)
-        self.check(m is not None, f"{key}.send_at", f"must be HH:MM (24-hour), not {send_at!r}")
+        self.check(
+            m is not None, f"{key}.send_at", f"must be HH:MM or HH:MM:SS (24-hour), not {send_at!r}"
+        )
         assert m is not None
         zone = self.get(t, key, "timezone", str, settings.timezone)
         return Subscriber(
             name=self.get(t, key, "name", str, required=True),
             email=email,
             profile=self.get(t, key, "profile", str, required=True),
-            send_at=time(int(m[1]), int(m[2])),
+            send_at=time(int(m[1]), int(m[2]), int(m[3] or 0)),
             timezone=self.zone(zone, f"{key}.timezone"),
         )
 

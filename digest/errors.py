@@ -35,10 +35,19 @@ class StateLockedError(StateError):
     """Another `digest` process holds the state file."""
 
 
-class DeliveryError(DigestError):
-    """A digest could not be delivered; nothing was recorded, so the next run retries it."""
+class TemplateError(DigestError):
+    """A template cannot be loaded or rendered."""
 
-    def __init__(self, recipient: str, reason: str) -> None:
+
+class DeliveryError(DigestError):
+    """A digest could not be delivered; it stays in the outbox.
+
+    `transient` errors (4xx replies, connection problems) are worth retrying; permanent
+    ones (5xx, a refused login) are not.
+    """
+
+    def __init__(self, recipient: str, reason: str, *, transient: bool = True) -> None:
         super().__init__(f"delivery to {recipient}: {reason}")
         self.recipient = recipient
         self.reason = reason
+        self.transient = transient

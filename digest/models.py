@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 
 Security = Literal["starttls", "tls", "none"]
+DeliveryStatus = Literal["pending", "failed", "folded", "sent", "written", "empty"]
+#: statuses after which a reader has had their digest for that date
+DONE: frozenset[str] = frozenset({"sent", "written", "empty"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,15 @@ class Settings:
     timezone: str
     max_entries: int
     min_score: float
+    #: `digest serve` fetches the feeds at most this often
+    collect_every: timedelta = timedelta(hours=1)
+    #: `digest serve` still sends a delivery missed by less than this; older ones are
+    #: folded into the next digest
+    catch_up: timedelta = timedelta(hours=4)
+    #: an https page where readers unsubscribe, offered in List-Unsubscribe
+    unsubscribe_url: str | None = None
+    #: a directory of the user's own templates, rendered in Jinja's sandbox
+    templates: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +51,12 @@ class SmtpSettings:
     #: a CA bundle to verify the server with, for private CAs; None: the system's
     ca_file: Path | None = None
     timeout: float = 30.0
+    #: persistent connections used at once for many subscribers
+    connections: int = 4
+    #: tries per message on a temporary (4xx or connection) failure, within one run
+    attempts: int = 3
+    #: seconds before the second try; doubled for each further one
+    backoff: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +75,45 @@ class FeedConfig:
         return self.source.startswith(("http://", "https://"))
 
 
+#: the parts of an entry a profile can read, in the order explanations list them
+Field = Literal["title", "summary", "authors", "organisation", "categories"]
+FIELDS: tuple[Field, ...] = ("title", "summary", "authors", "organisation", "categories")
+#: how much one mention counts in each field unless a profile says otherwise; names are
+#: followed (Profile.authors, Profile.organisations) rather than searched for keywords
+DEFAULT_FIELD_WEIGHTS: tuple[tuple[Field, float], ...] = (
+    ("title", 2.0),
+    ("summary", 1.0),
+    ("authors", 0.0),
+    ("organisation", 0.0),
+    ("categories", 1.0),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     """A reader's interests: weighted terms and phrases, and terms that rule an entry out."""
 
     name: str
-    #: (term or phrase, weight) in the order the config gives them
+    #: (term, weight) in the order the config gives them; a term is a word, a phrase, a
+    #: prefix ending in "*", or an all-caps acronym (see rank.compile_term)
     keywords: tuple[tuple[str, float], ...]
     exclude: tuple[str, ...]
     max_entries: int
     min_score: float
+    #: when not empty, an entry must contain at least one of these terms
+    require: tuple[str, ...] = ()
+    #: (field, weight) for every field; a field weighted 0 is not read at all
+    fields: tuple[tuple[Field, float], ...] = DEFAULT_FIELD_WEIGHTS
+    #: followed people: (name, points an entry by them gets)
+    authors: tuple[tuple[str, float], ...] = ()
+    #: followed organisations: (name, points an entry from them gets)
+    organisations: tuple[tuple[str, float], ...] = ()
+    #: the most points Daily-Papers upvotes can add (0: upvotes are ignored)
+    popularity: float = 0.0
+    #: points a just-published entry gets, halving every day of age (0: age is ignored)
+    freshness: float = 0.0
+    #: at most this many picks from any one feed (None: no limit)
+    max_per_feed: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,26 +202,69 @@ class Entry:
     authors: tuple[str, ...] = ()
     organisation: str | None = None
     upvotes: int | None = None
+    #: the feed's own subject labels for the entry (RSS/Atom category, arXiv section)
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """One profile term found in one field of an entry, and the points it gave."""
+    """One profile term (or followed name) found in one field, and the points it gave.
+
+    points = profile weight × field weight × rarity × saturation × feed weight; for a
+    followed name, its weight × feed weight."""
 
     term: str
-    field: Literal["title", "summary"]
+    field: Field
     points: float
+    #: how many times the term occurs in the field
+    count: int = 1
+    #: how much rarer than usual the term is in the collection (1: no statistics)
+    rarity: float = 1.0
+    #: what `count` mentions are worth after saturation and length normalisation
+    saturation: float = 1.0
+    #: a followed author or organisation rather than a keyword
+    follow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Boost:
+    """Points added for something other than the profile's terms, never above its cap."""
+
+    kind: Literal["upvotes", "freshness"]
+    points: float
+    #: the upvotes, or the entry's age in hours
+    value: float
 
 
 @dataclass(frozen=True, slots=True)
 class Pick:
-    """An entry chosen for a digest, with its score and the matches behind it."""
+    """A scored entry with every contribution behind its score; they sum to `score`."""
 
     entry: Entry
+    #: rounded to 6 decimal places
     score: float
     matches: tuple[Match, ...]
     #: the feed weight the term points were multiplied by
     feed_weight: float = 1.0
+    boosts: tuple[Boost, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """An entry a profile considered and did not pick, with its breakdown and the reason."""
+
+    pick: Pick
+    #: e.g. 'excluded by "survey"', "below min_score 1", "cut at max_entries 20"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """Everything a profile made of a set of entries: the picks in order, and the rest."""
+
+    picks: tuple[Pick, ...]
+    #: best score first; entries matching nothing come last
+    left_out: tuple[LeftOut, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,13 +310,19 @@ class Delivery:
 
     reader: str
     local_date: date
-    status: Literal["sent", "written", "empty"]
+    #: pending: stored, not yet accepted; failed: refused for good (5xx); folded: never sent,
+    #: its entries went into a later digest; sent / written / empty: done
+    status: DeliveryStatus
     message_id: str | None
     entry_ids: tuple[str, ...]
     #: the instant the digest covered entries up to (timezone-aware UTC)
     cutoff: datetime
     created_at: datetime
     target: str | None = None
+    #: the message exactly as it is (re)sent, for pending and sent emails
+    message: bytes | None = None
+    attempts: int = 0
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

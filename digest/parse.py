@@ -19,6 +19,11 @@ from .models import ParsedEntry
 
 DAILY_PAPERS_LINK = "https://huggingface.co/papers/{id}"
 TITLE_FROM_SUMMARY = 80
+# C0 and C1 control characters (terminal escapes, NUL, backspace…) never reach a digest;
+# tabs and line breaks become spaces.
+_CONTROLS = str.maketrans(
+    {c: " " if chr(c) in "\t\n\r\f\v" else None for c in [*range(0x20), *range(0x7F, 0xA0)]}
+)
 _SPACE = re.compile(r"\s+")
 # a block or break tag separates words: "<p>One</p><p>Two" is "One Two", not "OneTwo"
 _BLOCK_TAG = re.compile(
@@ -51,7 +56,7 @@ def plain_text(value: str | None) -> str:
     text = nh3.clean(
         _BLOCK_TAG.sub(r" \g<0>", value), tags=set(), clean_content_tags={"script", "style"}
     )
-    return _SPACE.sub(" ", html.unescape(text)).strip()
+    return _SPACE.sub(" ", html.unescape(text).translate(_CONTROLS)).strip()
 
 
 def _parse_xml(name: str, body: bytes) -> ParsedFeed:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -20,27 +22,31 @@ from .dedupe import merge
 from .errors import ConfigError, DeliveryError, FeedError
 from .fetch import fetch_all
 from .models import (
+    DONE,
     Config,
     Delivery,
+    DeliveryStatus,
     Digest,
     FeedStatus,
     FetchResult,
     MarkdownOutput,
+    Pick,
+    Ranking,
     Reader,
     RenderedDigest,
     Subscriber,
 )
 from .parse import parse_feed
-from .rank import KeywordRanker, Ranker
-from .render import render, render_index
+from .rank import Collection, KeywordRanker, Ranker
+from .render import archive_page, render, render_index
 from .send import (
     FileMailer,
     Mailer,
     Outgoing,
+    SmtpMailer,
     compose,
     file_stem,
     message_id,
-    smtp_session,
     write_atomic,
 )
 from .state import Store
@@ -51,6 +57,10 @@ log = logging.getLogger("digest")
 NEW_READER_WINDOW = timedelta(hours=24)
 #: a failing feed is listed in digests once it has not worked for this long
 FEED_PROBLEM_AFTER = timedelta(hours=24)
+#: how far back the state file's entries make the statistics of how rare each term is
+COLLECTION_WINDOW = timedelta(days=30)
+# A reader key that never has deliveries, so new_entries gives every entry in a window.
+_EVERY_ENTRY = "collection:"
 
 Outcome = Literal["sent", "written", "empty", "already", "failed", "dry-run"]
 
@@ -182,6 +192,17 @@ def feed_problems(config: Config, statuses: dict[str, FeedStatus], now: datetime
     return problems
 
 
+def make_ranker(config: Config, store: Store, now: datetime) -> KeywordRanker:
+    """One ranker for every profile of a run, with term statistics from the state file."""
+    collection = store.new_entries(_EVERY_ENTRY, now - COLLECTION_WINDOW, now)
+    return KeywordRanker(
+        config.profiles.values(),
+        feed_weights={feed.name: feed.weight for feed in config.feeds},
+        collection=collection,
+        now=now,
+    )
+
+
 def build_digest(
     config: Config,
     store: Store,
@@ -189,17 +210,18 @@ def build_digest(
     now: datetime,
     problems: Sequence[str] = (),
     ranker: Ranker | None = None,
+    day: date | None = None,
 ) -> Digest:
-    """The reader's digest at `now`: entries new since their last delivery, ranked."""
+    """The reader's digest at `now` (for local date `day`, by default today's): entries
+    new since their last delivery, ranked."""
     last = store.last_delivery(reader.key)
     after = last.cutoff if last is not None else now - NEW_READER_WINDOW
     entries = store.new_entries(reader.key, after, now)
-    weights = {feed.name: feed.weight for feed in config.feeds}
-    picks = (ranker or KeywordRanker()).rank(entries, reader.profile, weights)
+    picks = (ranker or make_ranker(config, store, now)).rank(entries, reader.profile)
     return Digest(
         reader=reader,
         title=config.settings.title,
-        local_date=local_date(reader, now),
+        local_date=day or local_date(reader, now),
         generated_at=now,
         picks=tuple(picks),
         considered=len(entries),
@@ -208,98 +230,171 @@ def build_digest(
 
 
 async def deliver(
-    config: Config, store: Store, now: datetime, *, dry_run: bool = False
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    only: Mapping[str, date] | None = None,
 ) -> list[DeliveryReport]:
-    """Send each subscriber's digest and write each Markdown page that is due today."""
+    """Send each subscriber's digest and write each Markdown page that is due today.
+
+    Every email goes through the outbox: stored as pending (with the exact message) before
+    it is sent, marked sent in the transaction that records the server's reply. A pending
+    digest of today (the last run died, or the server deferred it) is re-sent as it was; one
+    of an earlier date is folded, and its entries go into today's digest instead.
+    """
     problems = feed_problems(config, store.feed_statuses(), now)
+    ranker = make_ranker(config, store, now)  # reads each entry once for every reader
     reports: list[DeliveryReport] = []
-    pending: list[tuple[Subscriber, Digest, RenderedDigest]] = []
+    queue: list[_Queued] = []
     for subscriber in config.subscribers:
+        # `only`: the daemon's subscribers that are due, each with the local date it was due
+        # on (a catch-up just after midnight is still the previous day's digest)
+        if only is not None and subscriber.name not in only:
+            continue
         reader = subscriber_reader(config, subscriber)
-        day = local_date(reader, now)
-        if store.delivery(reader.key, day) is not None:
+        day = only[subscriber.name] if only is not None else local_date(reader, now)
+        existing = store.delivery(reader.key, day)
+        if existing is not None and existing.status in DONE:
             reports.append(DeliveryReport(reader.name, day, "already"))
             continue
-        digest = build_digest(config, store, reader, now, problems)
+        if existing is not None and existing.message is not None:
+            outgoing = Outgoing.of(_parse(existing.message), day, subscriber.name)
+            queue.append(_Queued(reader.key, outgoing, len(existing.entry_ids), existing.attempts))
+            continue
+        if not dry_run and store.fold_undelivered(reader.key, before=day):
+            log.info("%s: an earlier undelivered digest is folded into today's", reader.name)
+        digest = build_digest(config, store, reader, now, problems, ranker, day=day)
         if not digest.picks:
             if not dry_run:
                 store.record_delivery(_delivery(digest, "empty", None, None, now))
             reports.append(DeliveryReport(reader.name, day, "dry-run" if dry_run else "empty"))
             continue
-        pending.append((subscriber, digest, render(digest)))
-    if pending:
-        reports.extend(await _send_all(config, store, pending, now, dry_run=dry_run))
-    for output in config.markdown:
-        reports.append(_write_markdown(config, store, output, now, problems, dry_run=dry_run))
-    return reports
-
-
-async def _send_all(
-    config: Config,
-    store: Store,
-    pending: Sequence[tuple[Subscriber, Digest, RenderedDigest]],
-    now: datetime,
-    *,
-    dry_run: bool,
-) -> list[DeliveryReport]:
-    reports: list[DeliveryReport] = []
-    sender = config.smtp.sender if config.smtp else f"{config.settings.title} <digest@localhost>"
-    try:
-        async with _mailer(config, dry_run) as mailer:
-            for subscriber, digest, rendered in pending:
-                day = digest.local_date
-                msg_id = message_id(digest.reader.key, day.isoformat(), sender)
-                message = compose(
-                    sender=sender,
-                    to_name=subscriber.name,
-                    to_address=subscriber.email,
-                    subject=rendered.subject,
-                    text=rendered.text,
-                    html=rendered.html,
-                    msg_id=msg_id,
-                    now=now,
-                )
-                outgoing = Outgoing(message, rendered.html, rendered.text, day, subscriber.name)
-                try:
-                    target = await mailer.send(outgoing)
-                except DeliveryError as e:
-                    log.error("%s", e)
-                    reports.append(DeliveryReport(subscriber.name, day, "failed", error=e.reason))
-                    continue
-                status: Literal["sent", "written"] = "sent" if config.smtp else "written"
-                if not dry_run:
-                    store.record_delivery(_delivery(digest, status, msg_id, target, now))
-                outcome: Outcome = "dry-run" if dry_run else status
-                reports.append(
-                    DeliveryReport(subscriber.name, day, outcome, len(digest.picks), target)
-                )
-    except DeliveryError as e:
-        log.error("%s", e)
-        done = {r.reader for r in reports}
+        rendered = render(digest, config.settings.templates, config.settings.unsubscribe_url)
+        message = _compose(config, subscriber, digest, rendered, now)
+        outgoing = Outgoing.of(message, day, subscriber.name)
+        if not dry_run:
+            pending = _delivery(digest, "pending", str(message["Message-ID"]), None, now)
+            store.record_delivery(replace(pending, message=outgoing.raw))
+        queue.append(_Queued(reader.key, outgoing, len(digest.picks), 0))
+    if dry_run:
         reports.extend(
-            DeliveryReport(sub.name, digest.local_date, "failed", error=str(e))
-            for sub, digest, _ in pending
-            if sub.name not in done
+            DeliveryReport(q.outgoing.name, q.outgoing.local_date, "dry-run", q.picks)
+            for q in queue
+        )
+    elif queue:
+        reports.extend(await _send_all(config, store, queue))
+    for output in config.markdown:
+        reports.append(
+            _write_markdown(config, store, output, now, problems, dry_run=dry_run, ranker=ranker)
         )
     return reports
 
 
-def _mailer(config: Config, dry_run: bool) -> AbstractAsyncContextManager[Mailer]:
-    if dry_run:
-        return _nothing(_DryRunMailer())
-    if config.smtp is not None:
-        return smtp_session(config.smtp)
-    return _nothing(FileMailer(config.settings.output))
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    reader_key: str
+    outgoing: Outgoing
+    picks: int
+    #: tries already made in earlier runs
+    attempts: int
 
 
-@asynccontextmanager
-async def _nothing(mailer: Mailer) -> AsyncIterator[Mailer]:
-    yield mailer
+def _compose(
+    config: Config, subscriber: Subscriber, digest: Digest, rendered: RenderedDigest, now: datetime
+) -> EmailMessage:
+    sender = config.smtp.sender if config.smtp else f"{config.settings.title} <digest@localhost>"
+    return compose(
+        sender=sender,
+        to_name=subscriber.name,
+        to_address=subscriber.email,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        msg_id=message_id(digest.reader.key, digest.local_date.isoformat(), sender),
+        now=now,
+        list_name=config.settings.title,
+        unsubscribe_url=config.settings.unsubscribe_url,
+    )
 
 
-class _DryRunMailer:
-    async def send(self, outgoing: Outgoing) -> str:
-        return f"(dry run) {outgoing.message['To']}"
+def _parse(raw: bytes) -> EmailMessage:
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+async def _send_all(config: Config, store: Store, queue: Sequence[_Queued]) -> list[DeliveryReport]:
+    """Send over a few persistent connections at once; each message is retried on its own."""
+    smtp = config.smtp
+    work: asyncio.Queue[_Queued] = asyncio.Queue()
+    for item in queue:
+        work.put_nowait(item)
+    reports: list[DeliveryReport] = []
+
+    async def worker(mailer: Mailer) -> None:
+        try:
+            while not work.empty():
+                reports.append(await _deliver_one(config, store, mailer, work.get_nowait()))
+        finally:
+            await mailer.close()
+
+    if smtp is None:
+        await worker(FileMailer(config.settings.output))
+    else:
+        count = min(smtp.connections, len(queue))
+        await asyncio.gather(*(worker(SmtpMailer(smtp)) for _ in range(count)))
+    order = {q.outgoing.name: i for i, q in enumerate(queue)}
+    return sorted(reports, key=lambda r: order[r.reader])
+
+
+async def _deliver_one(
+    config: Config, store: Store, mailer: Mailer, item: _Queued
+) -> DeliveryReport:
+    out = item.outgoing
+    attempts = config.smtp.attempts if config.smtp else 1
+    backoff = config.smtp.backoff if config.smtp else 0.0
+    done = item.attempts
+    for attempt in range(attempts):
+        fault_point("before-send")
+        done += 1
+        try:
+            target = await mailer.send(out)
+        except DeliveryError as e:
+            final = not e.transient or attempt == attempts - 1
+            if not final:
+                log.info("%s: %s; trying again", out.name, e.reason)
+                await asyncio.sleep(backoff * 2**attempt)
+                continue
+            log.error("%s", e)
+            kept = "pending" if e.transient else "failed"
+            store.mark_undelivered(item.reader_key, out.local_date, kept, e.reason, attempts=done)
+            return DeliveryReport(out.name, out.local_date, "failed", error=e.reason)
+        fault_point("after-250")
+        outcome: Literal["sent", "written"] = "sent" if config.smtp else "written"
+        store.mark_done(item.reader_key, out.local_date, outcome, target, attempts=done)
+        fault_point("after-commit")
+        return DeliveryReport(out.name, out.local_date, outcome, item.picks, target)
+    raise AssertionError("unreachable: the last attempt always returns")
+
+
+def fault_point(step: str) -> None:
+    """Crash-test hook: DIGEST_FAULT=STEP[:N] kills this process with SIGKILL the Nth time it
+    reaches STEP (before-send, after-250, after-commit). Unset, as in normal use, it does
+    nothing. tests/test_outbox.py uses it to prove the outbox survives a crash anywhere."""
+    wanted = os.environ.get("DIGEST_FAULT")
+    if not wanted:
+        return
+    name, _, nth = wanted.partition(":")
+    if name != step:
+        return
+    _fault_counts[step] = _fault_counts.get(step, 0) + 1
+    if _fault_counts[step] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_fault_counts: dict[str, int] = {}
 
 
 def _write_markdown(
@@ -310,17 +405,18 @@ def _write_markdown(
     problems: Sequence[str],
     *,
     dry_run: bool,
+    ranker: Ranker | None = None,
 ) -> DeliveryReport:
     reader = markdown_reader(config, output)
     day = local_date(reader, now)
     if store.delivery(reader.key, day) is not None:
         return DeliveryReport(reader.name, day, "already")
-    digest = build_digest(config, store, reader, now, problems)
+    digest = build_digest(config, store, reader, now, problems, ranker)
     path = Path(output.path.replace("{date}", day.isoformat()))
     if dry_run:
         return DeliveryReport(reader.name, day, "dry-run", len(digest.picks), str(path))
     try:
-        write_atomic(path, render(digest).markdown.encode())
+        write_atomic(path, render(digest, config.settings.templates).markdown.encode())
     except OSError as e:
         log.error("cannot write %s: %s", path, e.strerror)
         return DeliveryReport(reader.name, day, "failed", error=f"cannot write {path}")
@@ -338,9 +434,41 @@ def _write_markdown(
     return DeliveryReport(reader.name, day, "written", len(digest.picks), str(path))
 
 
+def archive(config: Config, out: Path) -> list[Path]:
+    """Render every Markdown page in the ledger into `out` as HTML, with an index page.
+
+    Pages go to `out/<profile>/<date>.html`, so several [[markdown]] outputs can share one
+    archive. Returns the paths written."""
+    written: list[Path] = []
+    sections: list[str] = []
+    with Store.copy(config.settings.state) as store:
+        for output in config.markdown:
+            reader = markdown_reader(config, output)
+            folder = out / file_stem(output.profile)
+            lines = [f"## {output.profile}", ""]
+            for d in store.deliveries(reader.key):
+                source = Path(d.target) if d.target else None
+                if d.status != "written" or source is None or not source.is_file():
+                    continue
+                page = folder / f"{d.local_date.isoformat()}.html"
+                html = archive_page(
+                    f"{config.settings.title} — {d.local_date}",
+                    source.read_text(encoding="utf-8"),
+                    up="../index.html",
+                )
+                write_atomic(page, html.encode())
+                written.append(page)
+                count = len(d.entry_ids)
+                lines.append(f"- [{d.local_date}]({folder.name}/{page.name}) — {count} new")
+            sections.append("\n".join(lines))
+    index = "\n\n".join([f"# {config.settings.title}", *sections]) + "\n"
+    write_atomic(out / "index.html", archive_page(config.settings.title, index).encode())
+    return written
+
+
 def _delivery(
     digest: Digest,
-    status: Literal["sent", "written", "empty"],
+    status: DeliveryStatus,
     msg_id: str | None,
     target: str | None,
     now: datetime,
@@ -400,5 +528,76 @@ def preview(
         digest = build_digest(config, store, subscriber_reader(config, subscriber), now, problems)
     path = config.settings.output / "preview" / digest.local_date.isoformat()
     path = path / f"{file_stem(subscriber.name)}.html"
-    write_atomic(path, render(digest).html.encode())
+    rendered = render(digest, config.settings.templates, config.settings.unsubscribe_url)
+    write_atomic(path, rendered.html.encode())
     return path
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a subscriber's digest holds what it holds, entry by entry."""
+
+    reader: Reader
+    #: which digest was explained and which entries it ranked, for the reader
+    scope: str
+    ranking: Ranking
+    #: the statistics the scores were computed with
+    collection: Collection
+    #: entries asked for by id or URL that were not among those ranked, with why not
+    elsewhere: tuple[tuple[Pick, str], ...] = ()
+
+
+def explain(
+    config: Config, subscriber_name: str, now: datetime, entries: Sequence[str] = ()
+) -> Explanation:
+    """The full ranking behind a subscriber's digest, picks and left-out entries alike.
+
+    Today's digest when it has gone out (the entries it was built from), else the one that
+    would go out now. Reads a copy of the state file as it is and fetches nothing.
+    `entries`: ids or URLs of entries to explain even when that digest did not consider them.
+    """
+    subscriber = next((s for s in config.subscribers if s.name == subscriber_name), None)
+    if subscriber is None:
+        names = ", ".join(s.name for s in config.subscribers) or "none"
+        raise ConfigError(
+            str(config.path), "subscribers", f"no subscriber named {subscriber_name!r} ({names})"
+        )
+    reader = subscriber_reader(config, subscriber)
+    day = local_date(reader, now)
+    with Store.copy(config.settings.state) as store:
+        ranker = make_ranker(config, store, now)
+        sent = store.delivery(reader.key, day)
+        if sent is not None and sent.status in DONE:
+            earlier = [
+                d
+                for d in store.deliveries(reader.key)
+                if d.status in DONE and d.cutoff < sent.cutoff
+            ]
+            after = max((d.cutoff for d in earlier), default=sent.cutoff - NEW_READER_WINDOW)
+            until = sent.cutoff
+            ranked = store.new_entries(_EVERY_ENTRY, after, until)
+            scope = f"the digest of {day.isoformat()} ({sent.status})"
+        else:
+            last = store.last_delivery(reader.key)
+            after = last.cutoff if last is not None else now - NEW_READER_WINDOW
+            until = now
+            ranked = store.new_entries(reader.key, after, now)
+            scope = f"the digest that would go out now ({day.isoformat()})"
+        scope += f": entries first seen after {after:%Y-%m-%d %H:%M} UTC until {until:%H:%M}"
+        elsewhere: list[tuple[Pick, str]] = []
+        considered = {e.id for e in ranked}
+        wanted = set(entries) - considered - {e.link for e in ranked if e.link}
+        if wanted:
+            known = store.new_entries(_EVERY_ENTRY, now - COLLECTION_WINDOW, now)
+            for entry in known:
+                if entry.id in wanted or entry.link in wanted:
+                    pick = ranker.explain(entry, reader.profile)[1]
+                    seen = entry.first_seen.strftime("%Y-%m-%d %H:%M")
+                    elsewhere.append((pick, f"not in this digest's window (first seen {seen} UTC)"))
+        return Explanation(
+            reader=reader,
+            scope=scope,
+            ranking=ranker.ranking(ranked, reader.profile),
+            collection=ranker.collection,
+            elsewhere=tuple(elsewhere),
+        )

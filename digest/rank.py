@@ -1,99 +1,816 @@
-"""Profile × entries → scored, explained picks. Pure functions behind a small interface."""
+"""Profiles × entries → scored, explained picks, for every profile in one pass.
+
+Every profile's terms go into one Aho-Corasick automaton, so each entry is read once however
+many readers there are; the scores of all profiles then come out of a few array operations.
+
+How a score is made (the README's "Reading a digest's why line" says the same for users):
+
+- Text is split into tokens: runs of word characters, and single punctuation marks. A word is
+  compared by its light stem (`stem`), so "models" finds "model" and "learned" finds
+  "learning"; a phrase matches consecutive tokens; "transformer*" matches any word starting
+  so; an all-caps term of 2 to 6 letters ("RL", "DPO") matches that exact word, or its
+  plural ("LLMs"), and nothing in other case.
+- A keyword found n times in a field the profile reads (weight F > 0) gives
+  ``weight × F × rarity × saturation(n) × feed weight``, where saturation is BM25's
+  ``n (k1 + 1) / (n + k1 (1 - b + b · length / average length))`` (1 for one mention in a
+  field of average length, never above k1 + 1 = 2.2) and rarity is BM25's idf divided by
+  the idf of a term found in one entry of ten, never below 1 (such a term, or a commoner
+  one, counts its weight; a rarer one more: about 2 at one in a hundred).
+  Without collection statistics both the rarity and the length factor are 1.
+- A followed author or organisation gives its weight × feed weight.
+- Upvotes and freshness add bounded boosts, only to entries that matched something.
+- The score is the sum of all of these, rounded to 6 decimal places.
+"""
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, cast
 
-from .models import Entry, Match, Pick, Profile
+import ahocorasick
+import numpy as np
+import numpy.typing as npt
 
-#: a term in the title counts this much more than the same term in the summary
-TITLE_POINTS = 2.0
-SUMMARY_POINTS = 1.0
+from .models import FIELDS, Boost, Entry, Field, LeftOut, Match, Pick, Profile, Ranking
+
+#: BM25's saturation and length-normalisation parameters, at their usual values
+K1 = 1.2
+B = 0.75
+#: upvotes at which the popularity boost is full; it grows with their logarithm
+UPVOTES_FULL = 100
+FRESHNESS_HALF_LIFE = timedelta(days=1)
+#: fields of prose, whose length is normalised (names and labels are lists)
+NORMALISED: tuple[Field, ...] = ("title", "summary")
+#: the share of entries a term can be in and count exactly its weight (see `rarity`)
+RARITY_ONE = 0.1
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_ACRONYM = re.compile(r"[A-Z]{2,6}")
+# Each entry field becomes one string holding three streams, each with its own separator so
+# that a key can only match in its own stream: stems (words, phrases), lowercase tokens
+# (prefixes), tokens as written (acronyms). The separators are whitespace, never in a token.
+_STEMS, _LOWER, _CASE = " ", "\x1f", "\x1e"
+_FOLLOW = len(FIELDS)  # pseudo-field of followed names: field weights do not apply
 _OLDEST = datetime.min.replace(tzinfo=UTC)
+# words the suffix rules would get wrong, and that papers use
+_STEM_EXCEPTIONS = {
+    "bias": "bias",
+    "biases": "bias",
+    "embed": "embed",
+    "embeds": "embed",
+    "news": "news",
+    "physics": "physics",
+    "series": "series",
+    "species": "species",
+    "hundred": "hundred",
+    "shed": "shed",
+    "lens": "lens",
+}
+_VOWEL = re.compile("[aeiouy]")
 
 
 class Ranker(Protocol):
     """Anything that turns a profile and new entries into the picks of one digest."""
 
-    def rank(
-        self, entries: Sequence[Entry], profile: Profile, feed_weights: Mapping[str, float]
-    ) -> list[Pick]: ...
+    def rank(self, entries: Sequence[Entry], profile: Profile) -> list[Pick]: ...
 
 
-class KeywordRanker:
-    """Weighted whole-word, case-insensitive matches of terms and phrases.
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """Statistics of what the feeds publish: how rare each term is, how long fields run."""
 
-    A term scores its weight × TITLE_POINTS when in the title, plus its weight ×
-    SUMMARY_POINTS when in the summary; the sum is multiplied by the feed's weight (the
-    highest, for an entry from several feeds). Excluded entries and those under the profile's
-    min_score are dropped; the best max_entries are kept.
-    """
-
-    def rank(
-        self, entries: Sequence[Entry], profile: Profile, feed_weights: Mapping[str, float]
-    ) -> list[Pick]:
-        picks = [
-            pick
-            for entry in entries
-            if (pick := score(entry, profile, feed_weights)) is not None
-            and pick.score >= profile.min_score
-            and pick.score > 0
-        ]
-        picks.sort(key=_order)
-        return picks[: profile.max_entries]
+    documents: int
+    #: per term key (`compile_term(...)[0]`), the number of documents containing it
+    document_frequency: Mapping[str, int]
+    #: average length in tokens of each field in NORMALISED
+    average_length: Mapping[str, float]
 
 
-def score(entry: Entry, profile: Profile, feed_weights: Mapping[str, float]) -> Pick | None:
-    """The entry's pick with every match behind its score, or None when it is excluded."""
-    compiled = _compile(profile)
-    if any(p.search(entry.title) or p.search(entry.summary) for p in compiled.exclude):
-        return None
-    weight = max((feed_weights.get(feed, 1.0) for feed in entry.feeds), default=1.0)
-    matches: list[Match] = []
-    for term, term_weight, pattern in compiled.keywords:
-        if pattern.search(entry.title):
-            matches.append(Match(term, "title", term_weight * TITLE_POINTS * weight))
-        if pattern.search(entry.summary):
-            matches.append(Match(term, "summary", term_weight * SUMMARY_POINTS * weight))
-    total = round(sum(m.points for m in matches), 6)
-    return Pick(entry=entry, score=total, matches=tuple(matches), feed_weight=weight)
+#: no statistics: every term's rarity is 1 and lengths are not normalised
+NO_STATISTICS = Collection(0, {}, {})
 
 
-def why(pick: Pick) -> str:
-    """The one-line reason shown under a pick: each term and where it matched."""
-    fields: dict[str, list[str]] = {}
+def stem(word: str) -> str:
+    """The light stem of a lowercase token: plural, -ed, -ing and a final -e are removed.
+
+    Light on purpose: "models", "modelling" and "modeled" meet at "model", "learned" and
+    "learning" at "learn", but "generative" and "generation" stay apart."""
+    if word in _STEM_EXCEPTIONS:
+        return _STEM_EXCEPTIONS[word]
+    if len(word) <= 2 or not word.isalpha():
+        return word
+    w = word
+    if len(w) > 3 and w.endswith("s"):
+        if w.endswith("ies") and len(w) > 4:
+            w = w[:-3] + "y"
+        elif w.endswith("sses"):
+            w = w[:-2]
+        elif not w.endswith(("ss", "us", "is")):
+            w = w[:-1]
+    if w.endswith("ied") and len(w) > 4:
+        w = w[:-3] + "y"
+    elif w.endswith(("ing", "ed")) and not w.endswith("eed"):
+        base = w[:-3] if w.endswith("ing") else w[:-2]
+        if len(base) >= 2 and _VOWEL.search(base):
+            w = base
+            if len(w) >= 3 and w[-1] == w[-2] and w[-1] not in "aeiousz":
+                w = w[:-1]  # running → run, modelling → model
+    if len(w) >= 3 and w.endswith("e"):
+        w = w[:-1]  # so that "make", "makes" and "making" meet
+    return w
+
+
+def compile_term(term: str) -> tuple[str, ...]:
+    """The automaton keys of a profile term; the first is the term's identity.
+
+    Two terms with the same first key are the same term ("model" and "models")."""
+    text = term.strip()
+    if _ACRONYM.fullmatch(text):
+        return (f"{_CASE}{text}{_CASE}", f"{_CASE}{text}s{_CASE}")
+    if text.endswith("*"):
+        tokens = [t.lower() for t in _TOKEN.findall(text[:-1])]
+        return (_LOWER + _LOWER.join(tokens),)
+    stems = [stem(t.lower()) for t in _TOKEN.findall(text)]
+    return (_STEMS + _STEMS.join(stems) + _STEMS,)
+
+
+def follow_key(field: Field, name: str) -> str:
+    """The identity of a followed name: case and spacing do not matter."""
+    return f"\x00{field}:{' '.join(name.casefold().split())}"
+
+
+def rarity(documents: int, frequency: int) -> float:
+    """BM25's idf over the idf of a term in one entry of ten (RARITY_ONE), never below 1: a
+    term that common, or commoner, counts its weight; a rarer one more.
+
+    The floor keeps a reader's main interest from fading when their feeds are full of it
+    (every entry of an RL feed says "reinforcement learning"), and keeps min_score meaning
+    what it says: one title mention of a weight-1 term is worth about 2."""
+    if documents <= 0:
+        return 1.0
+    idf = _idf(documents, min(frequency, documents))
+    return max(1.0, idf / _idf(documents, RARITY_ONE * documents))
+
+
+def _idf(documents: float, frequency: float) -> float:
+    return math.log(1.0 + (documents - frequency + 0.5) / (frequency + 0.5))
+
+
+def saturation(count: int, length: int, average: float | None) -> float:
+    """What `count` mentions in a field of `length` tokens are worth (BM25's tf part)."""
+    norm = 1.0 if not average else 1.0 - B + B * length / average
+    return count * (K1 + 1.0) / (count + K1 * norm)
+
+
+def score(
+    entry: Entry,
+    profile: Profile,
+    feed_weights: Mapping[str, float] | None = None,
+    collection: Collection = NO_STATISTICS,
+) -> Pick | None:
+    """The entry's score with every contribution behind it, or None when it is excluded."""
+    ranker = KeywordRanker([profile], feed_weights=feed_weights, collection=collection)
+    return ranker.explain(entry, profile)[0]
+
+
+def why(pick: Pick, terms: int = 4) -> str:
+    """The compact reason shown under a pick: the terms that counted most, and where."""
+    by_term: dict[str, list[Match]] = {}
     for match in pick.matches:
-        fields.setdefault(match.term, []).append(match.field)
-    parts = [f"{term} ({' + '.join(where)})" for term, where in fields.items()]
+        by_term.setdefault(match.term, []).append(match)
+    ranked = sorted(by_term.items(), key=lambda item: -sum(m.points for m in item[1]))
+    parts = [f"{term} ({_where(matches)})" for term, matches in ranked[:terms]]
+    if len(ranked) > terms:
+        parts.append(f"{len(ranked) - terms} more")
+    parts += [f"+{b.points:.2g} {_BOOST_WORDS[b.kind]}" for b in pick.boosts if b.points]
     line = ", ".join(parts)
     if pick.feed_weight != 1.0:
         line += f"; feed weight ×{pick.feed_weight:g}"
     return line
 
 
-def term_pattern(term: str) -> re.Pattern[str]:
-    """A whole-word, case-insensitive pattern; spaces in a phrase match any whitespace."""
-    words = [re.escape(word) for word in term.split()]
-    return re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE)
+_BOOST_WORDS = {"upvotes": "upvotes", "freshness": "new"}
 
 
-class _Compiled:
-    __slots__ = ("keywords", "exclude")
+def breakdown(pick: Pick, profile: Profile) -> list[str]:
+    """Every contribution to the pick's score, one line each, ending with their sum."""
+    weights = dict(profile.keywords)
+    reads = dict(profile.fields)
+    feed = f" × feed {pick.feed_weight:g}" if pick.feed_weight != 1.0 else ""
+    width = max([len(m.term) for m in pick.matches] + [12])
+    lines = []
+    for m in sorted(pick.matches, key=lambda m: -m.points):
+        if m.follow:
+            how = f"followed {'author' if m.field == 'authors' else 'organisation'}{feed}"
+            where: str = m.field
+        else:
+            how = (
+                f"weight {weights.get(m.term, 0):g} × field {reads.get(m.field, 0):g}"
+                f" × rarity {m.rarity:.2f} × saturation {m.saturation:.2f}{feed}"
+            )
+            where = m.field + (f" ×{m.count}" if m.count > 1 else "")
+        lines.append(f"{m.points:+8.3f}  {m.term:<{width}}  {where:<12}  {how}")
+    for b in pick.boosts:
+        if b.kind == "upvotes":
+            what, how = f"{b.value:g} upvotes", f"popularity {profile.popularity:g}"
+        else:
+            what, how = f"{b.value:.0f} h old", f"freshness {profile.freshness:g}"
+        lines.append(f"{b.points:+8.3f}  {what:<{width}}  {'boost':<12}  {how}, bounded")
+    lines.append(f"{'= ' + format(pick.score, 'g'):>8}")
+    return lines
 
-    def __init__(self, profile: Profile) -> None:
-        self.keywords = [(term, w, term_pattern(term)) for term, w in profile.keywords]
-        self.exclude = [term_pattern(term) for term in profile.exclude]
+
+def _where(matches: list[Match]) -> str:
+    if matches[0].follow:
+        return "followed"
+    return " + ".join(m.field + (f" ×{m.count}" if m.count > 1 else "") for m in matches)
 
 
-@lru_cache(maxsize=256)
-def _compile(profile: Profile) -> _Compiled:
-    return _Compiled(profile)
+# --- matching ----------------------------------------------------------------------------
 
 
-def _order(pick: Pick) -> tuple[float, float, str]:
-    published = pick.entry.published or _OLDEST
-    return (-pick.score, -published.timestamp(), pick.entry.id)
+@dataclass(frozen=True, slots=True)
+class _Analysis:
+    """What the automaton found in one entry: statistics-free, reusable by every profile."""
+
+    #: term id → ((field index, count), ...)
+    hits: Mapping[int, tuple[tuple[int, int], ...]]
+    #: tokens per field, in FIELDS order
+    lengths: tuple[int, ...]
+
+
+class _Vocabulary:
+    """Every term of every profile, in one automaton; term ids index the score arrays."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        #: term id → its key
+        self.keys: list[str] = []
+        self._keys: dict[str, int] = {}
+        self._automaton: ahocorasick.Automaton | None = None
+        self._needs_lower = False
+        self._needs_case = False
+        self._follows: dict[str, int] = {}
+        self._stems: dict[str, str] = {}
+
+    def term(self, text: str) -> int:
+        keys = compile_term(text)
+        tid = self.ids.get(keys[0])
+        if tid is None:
+            tid = self.ids[keys[0]] = len(self.ids)
+            self.keys.append(keys[0])
+            for key in keys:
+                self._keys[key] = tid
+            self._needs_lower |= keys[0].startswith(_LOWER)
+            self._needs_case |= keys[0].startswith(_CASE)
+            self._automaton = None
+        return tid
+
+    def follow(self, field: Field, name: str) -> int:
+        key = follow_key(field, name)
+        tid = self.ids.get(key)
+        if tid is None:
+            tid = self.ids[key] = self._follows[key] = len(self.ids)
+            self.keys.append(key)
+        return tid
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+    def analyse(self, entry: Entry) -> _Analysis:
+        automaton = self._built()
+        texts = (
+            entry.title,
+            entry.summary,
+            " ; ".join(entry.authors),
+            entry.organisation or "",
+            " ; ".join(entry.categories),
+        )
+        hits: dict[int, list[tuple[int, int]]] = {}
+        lengths = []
+        for field, text in enumerate(texts):
+            tokens = _TOKEN.findall(text)
+            lengths.append(len(tokens))
+            if not tokens or automaton is None:
+                continue
+            counts: dict[int, int] = {}
+            for _end, tid in automaton.iter(self._streams(tokens)):
+                counts[tid] = counts.get(tid, 0) + 1
+            for tid, n in counts.items():
+                hits.setdefault(tid, []).append((field, n))
+        for field, names in ((2, entry.authors), (3, (entry.organisation or "",))):
+            for name in names:
+                tid = self._follows.get(follow_key(FIELDS[field], name))
+                if tid is not None and tid not in hits:
+                    hits[tid] = [(_FOLLOW, 1)]
+        return _Analysis({tid: tuple(h) for tid, h in hits.items()}, tuple(lengths))
+
+    def _streams(self, tokens: list[str]) -> str:
+        stems = self._stems
+        if len(stems) > 500_000:  # a long-running scheduler must not grow without bound
+            stems.clear()
+        parts = [_STEMS, _STEMS.join([stems.get(t) or self._stem(t) for t in tokens]), _STEMS]
+        if self._needs_lower:
+            parts += [_LOWER, _LOWER.join([t.lower() for t in tokens]), _LOWER]
+        if self._needs_case:
+            parts += [_CASE, _CASE.join(tokens), _CASE]
+        return "".join(parts)
+
+    def _stem(self, token: str) -> str:
+        result = self._stems[token] = stem(token.lower())
+        return result
+
+    def _built(self) -> ahocorasick.Automaton | None:
+        if self._automaton is None and self._keys:
+            automaton = ahocorasick.Automaton()
+            for key, tid in self._keys.items():
+                automaton.add_word(key, tid)
+            automaton.make_automaton()
+            self._automaton = automaton
+        return self._automaton
+
+
+# --- scoring -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    """A profile with its terms resolved to vocabulary ids."""
+
+    profile: Profile
+    #: (term, term id, weight)
+    keywords: tuple[tuple[str, int, float], ...]
+    exclude: tuple[tuple[str, int], ...]
+    require: tuple[tuple[str, int], ...]
+    #: (name, term id, weight, field)
+    follows: tuple[tuple[str, int, float, Field], ...]
+    #: field weights in FIELDS order
+    reads: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One entry under this ranker's statistics, feed weights and clock."""
+
+    entry: Entry
+    analysis: _Analysis
+    #: parallel arrays over the entry's hits: term id, field index, rarity × saturation
+    terms: npt.NDArray[np.int64]
+    fields: npt.NDArray[np.int64]
+    base: npt.NDArray[np.float64]
+    feed_weight: float
+    #: 0 to 1: how much of a profile's popularity and freshness points this entry earns
+    popularity: float
+    freshness: float
+    age_hours: float
+
+
+class KeywordRanker:
+    """Ranks entries for any number of profiles, reading each entry once for all of them.
+
+    `collection`: the statistics for rarity and length normalisation, or the entries to take
+    them from (the pipeline passes what the state file holds); None: no statistics.
+    `now`: the instant freshness is measured from; None: each entry's first-seen time, so
+    that its age is how old it was when it arrived.
+    """
+
+    def __init__(
+        self,
+        profiles: Iterable[Profile] = (),
+        *,
+        feed_weights: Mapping[str, float] | None = None,
+        collection: Collection | Sequence[Entry] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        self._vocabulary = _Vocabulary()
+        self._profiles: dict[Profile, _Profile] = {}
+        self._feed_weights = dict(feed_weights or {})
+        self._now = now
+        self._analyses: dict[Entry, _Analysis] = {}
+        self._rows: dict[Entry, _Row] = {}
+        self._collection = collection if isinstance(collection, Collection) else NO_STATISTICS
+        self._collection_entries: Sequence[Entry] | None = None
+        for profile in profiles:
+            self._compiled(profile)
+        if collection is not None and not isinstance(collection, Collection):
+            # taken again whenever a profile ranked later brings new terms
+            self._collection_entries = collection
+            self._collection = self.statistics(collection)
+
+    @property
+    def collection(self) -> Collection:
+        return self._collection
+
+    def rank(self, entries: Sequence[Entry], profile: Profile) -> list[Pick]:
+        """The profile's picks, best first."""
+        return self.rank_many(entries, [profile])[0]
+
+    def rank_many(self, entries: Sequence[Entry], profiles: Sequence[Profile]) -> list[list[Pick]]:
+        """Each profile's picks over the same entries, all scored in one pass."""
+        compiled = [self._compiled(p) for p in profiles]
+        rows = self._rows_for(entries)
+        order = _tiebreak(rows)
+        result: list[list[Pick]] = []
+        for start in range(0, len(compiled), _PROFILE_BLOCK):
+            block = compiled[start : start + _PROFILE_BLOCK]
+            scores = self._scores(rows, block)
+            for j, prof in enumerate(block):
+                picks, _ = _select(rows, prof.profile, scores.column(j), order)
+                result.append([self._pick(rows[i], prof, float(scores.total[i, j])) for i in picks])
+        return result
+
+    def score_matrix(self, entries: Sequence[Entry], profiles: Sequence[Profile]) -> _Floats:
+        """Every profile's score of every entry: an entries × profiles array, 0 for entries
+        that match nothing (excluded ones keep their score; ranking drops them)."""
+        compiled = [self._compiled(p) for p in profiles]
+        return self._scores(self._rows_for(entries), compiled).total
+
+    def ranking(self, entries: Sequence[Entry], profile: Profile) -> Ranking:
+        """The picks, and every other entry with its breakdown and why it was left out."""
+        compiled = self._compiled(profile)
+        rows = self._rows_for(entries)
+        order = _tiebreak(rows)
+        scores = self._scores(rows, [compiled])
+        column = scores.column(0)
+        picks, cut = _select(rows, profile, column, order, reasons=True)
+        chosen = set(picks)
+        left: list[tuple[float, int, LeftOut]] = []
+        for i, row in enumerate(rows):
+            if i in chosen:
+                continue
+            pick = self._pick(row, compiled, None)
+            reason = cut.get(i) or self._reason(row, compiled, pick, column, i)
+            left.append((-pick.score, int(order[i]), LeftOut(pick, reason)))
+        left.sort(key=lambda item: item[:2])
+        return Ranking(
+            picks=tuple(self._pick(rows[i], compiled, float(column.total[i])) for i in picks),
+            left_out=tuple(item[2] for item in left),
+        )
+
+    def explain(self, entry: Entry, profile: Profile) -> tuple[Pick | None, Pick]:
+        """The entry's pick (None when excluded or without a required term) and its breakdown,
+        before min_score and max_entries are applied."""
+        compiled = self._compiled(profile)
+        row = self._row(entry)
+        pick = self._pick(row, compiled, None)
+        hits = row.analysis.hits
+        if any(_read(hits.get(tid, ()), compiled.reads) for _, tid in compiled.exclude):
+            return None, pick
+        if compiled.require and not any(
+            _read(hits.get(tid, ()), compiled.reads) for _, tid in compiled.require
+        ):
+            return None, pick
+        return pick, pick
+
+    def statistics(self, entries: Iterable[Entry]) -> Collection:
+        """Document frequencies of every term the profiles use, and average field lengths."""
+        documents = 0
+        frequency: dict[int, int] = {}
+        normalised = [FIELDS.index(f) for f in NORMALISED]
+        totals = [0] * len(normalised)
+        for entry in {e.id: e for e in entries}.values():
+            analysis = self._analysis(entry)
+            documents += 1
+            for tid, hits in analysis.hits.items():
+                if any(f != _FOLLOW for f, _ in hits):
+                    frequency[tid] = frequency.get(tid, 0) + 1
+            for k, f in enumerate(normalised):
+                totals[k] += analysis.lengths[f]
+        keys = self._vocabulary.keys
+        return Collection(
+            documents=documents,
+            document_frequency={keys[tid]: n for tid, n in frequency.items()},
+            average_length={
+                field: totals[k] / documents for k, field in enumerate(NORMALISED) if documents
+            },
+        )
+
+    # the parts
+
+    def _compiled(self, profile: Profile) -> _Profile:
+        compiled = self._profiles.get(profile)
+        if compiled is not None:
+            return compiled
+        vocabulary = self._vocabulary
+        before = vocabulary.size
+        reads = dict(profile.fields)
+        follows = [(n, vocabulary.follow("authors", n), w, "authors") for n, w in profile.authors]
+        follows += [
+            (n, vocabulary.follow("organisation", n), w, "organisation")
+            for n, w in profile.organisations
+        ]
+        # two spellings of one term ("agent" and "agents") count once, at the higher weight
+        keywords: dict[int, tuple[str, float]] = {}
+        for term, weight in profile.keywords:
+            tid = vocabulary.term(term)
+            if tid not in keywords or keywords[tid][1] < weight:
+                keywords[tid] = (keywords.get(tid, (term, 0.0))[0], weight)
+        compiled = _Profile(
+            profile=profile,
+            keywords=tuple((t, tid, w) for tid, (t, w) in keywords.items()),
+            exclude=tuple((t, vocabulary.term(t)) for t in profile.exclude),
+            require=tuple((t, vocabulary.term(t)) for t in profile.require),
+            follows=tuple(cast(list[tuple[str, int, float, Field]], follows)),
+            reads=tuple(reads.get(f, 0.0) for f in FIELDS),
+        )
+        self._profiles[profile] = compiled
+        if vocabulary.size != before:  # new terms: what was read before is incomplete
+            self._analyses.clear()
+            self._rows.clear()
+            if self._collection_entries is not None:
+                self._collection = self.statistics(self._collection_entries)
+        return compiled
+
+    def _analysis(self, entry: Entry) -> _Analysis:
+        analysis = self._analyses.get(entry)
+        if analysis is None:
+            analysis = self._analyses[entry] = self._vocabulary.analyse(entry)
+        return analysis
+
+    def _rows_for(self, entries: Sequence[Entry]) -> list[_Row]:
+        unique = {e.id: e for e in entries}  # the same id twice is ranked once
+        return [self._row(e) for e in unique.values()]
+
+    def _row(self, entry: Entry) -> _Row:
+        row = self._rows.get(entry)
+        if row is not None:
+            return row
+        analysis = self._analysis(entry)
+        stats = self._collection
+        keys = self._vocabulary.keys
+        terms: list[int] = []
+        fields: list[int] = []
+        base: list[float] = []
+        for tid, hits in analysis.hits.items():
+            rare = rarity(stats.documents, stats.document_frequency.get(keys[tid], 0))
+            for field, count in hits:
+                terms.append(tid)
+                fields.append(field)
+                if field == _FOLLOW:
+                    base.append(1.0)
+                else:
+                    length = analysis.lengths[field]
+                    base.append(rare * saturation(count, length, _average(stats, FIELDS[field])))
+        upvotes = entry.upvotes or 0
+        age = max(
+            timedelta(0), (self._now or entry.first_seen) - (entry.published or entry.first_seen)
+        )
+        row = _Row(
+            entry=entry,
+            analysis=analysis,
+            terms=np.asarray(terms, dtype=np.int64),
+            fields=np.asarray(fields, dtype=np.int64),
+            base=np.asarray(base, dtype=np.float64),
+            feed_weight=max((self._feed_weights.get(f, 1.0) for f in entry.feeds), default=1.0),
+            popularity=min(1.0, math.log1p(upvotes) / math.log1p(UPVOTES_FULL))
+            if upvotes > 0
+            else 0.0,
+            freshness=0.5 ** (age / FRESHNESS_HALF_LIFE),
+            age_hours=age.total_seconds() / 3600,
+        )
+        self._rows[entry] = row
+        return row
+
+    def _scores(self, rows: Sequence[_Row], profiles: Sequence[_Profile]) -> _Scores:
+        """Every profile's scores of every row, from the rows' hits in a few array operations."""
+        n, m = len(rows), len(profiles)
+        size = self._vocabulary.size
+        weighted = _Owners(
+            size,
+            [(j, tid, w) for j, p in enumerate(profiles) for _, tid, w in p.keywords]
+            + [(j, tid, w) for j, p in enumerate(profiles) for _, tid, w, _ in p.follows],
+        )
+        excluding = _Owners(
+            size, [(j, t, 1.0) for j, p in enumerate(profiles) for _, t in p.exclude]
+        )
+        requiring = _Owners(
+            size, [(j, t, 1.0) for j, p in enumerate(profiles) for _, t in p.require]
+        )
+        # the weight of each field, and of the followed-name pseudo-field, for each profile
+        reads = np.ones((len(FIELDS) + 1, m))
+        for j, p in enumerate(profiles):
+            reads[: len(FIELDS), j] = p.reads
+        reading = (reads > 0).astype(np.float64)
+        relevance = np.zeros((n, m))
+        excluded = np.zeros((n, m), dtype=bool)
+        required = np.zeros((n, m), dtype=bool)
+        step = max(1, _CELLS // max(m, 1))
+        for start in range(0, n, step):
+            part = rows[start : start + step]
+            stop = start + len(part)
+            hits = _Hits.of(part)
+            relevance[start:stop] = weighted.spread(hits, reads, m, with_base=True)
+            if excluding:
+                excluded[start:stop] = excluding.spread(hits, reading, m) > 0
+            if requiring:
+                required[start:stop] = requiring.spread(hits, reading, m) > 0
+        relevance *= np.asarray([r.feed_weight for r in rows])[:, None]
+        total = relevance.copy()
+        popularity = np.asarray([p.profile.popularity for p in profiles])
+        freshness = np.asarray([p.profile.freshness for p in profiles])
+        if popularity.any() or freshness.any():
+            boosts = np.outer([r.popularity for r in rows], popularity)
+            boosts += np.outer([r.freshness for r in rows], freshness)
+            total += np.where(relevance > 0, boosts, 0.0)
+        np.round(total, 6, out=total)
+        requires = np.asarray([bool(p.require) for p in profiles])
+        return _Scores(total, relevance, excluded, required | ~requires[None, :])
+
+    def _pick(self, row: _Row, compiled: _Profile, total: float | None) -> Pick:
+        """Every contribution of the entry for the profile; `total`: the score already
+        computed for it (None: their sum)."""
+        hits = row.analysis.hits
+        weight = row.feed_weight
+        stats = self._collection
+        keys = self._vocabulary.keys
+        reads = compiled.reads
+        matches: list[Match] = []
+        for term, tid, w in compiled.keywords:
+            found = hits.get(tid)
+            if not found:
+                continue
+            rare = rarity(stats.documents, stats.document_frequency.get(keys[tid], 0))
+            for field, count in found:
+                if field == _FOLLOW or reads[field] <= 0:
+                    continue
+                name = FIELDS[field]
+                sat = saturation(count, row.analysis.lengths[field], _average(stats, name))
+                matches.append(
+                    Match(term, name, w * reads[field] * rare * sat * weight, count, rare, sat)
+                )
+        for followed, tid, w, where in compiled.follows:
+            if tid in hits:
+                matches.append(Match(followed, where, w * weight, follow=True))
+        boosts: list[Boost] = []
+        profile = compiled.profile
+        if matches:
+            if profile.popularity and row.popularity:
+                value = float(row.entry.upvotes or 0)
+                boosts.append(Boost("upvotes", profile.popularity * row.popularity, value))
+            if profile.freshness and row.freshness:
+                boosts.append(Boost("freshness", profile.freshness * row.freshness, row.age_hours))
+        if total is None:
+            total = round(sum(m.points for m in matches) + sum(b.points for b in boosts), 6)
+        return Pick(row.entry, total, tuple(matches), weight, tuple(boosts))
+
+    def _reason(self, row: _Row, compiled: _Profile, pick: Pick, scores: _Column, i: int) -> str:
+        profile = compiled.profile
+        if scores.excluded[i]:
+            hits = row.analysis.hits
+            terms = [t for t, tid in compiled.exclude if _read(hits.get(tid, ()), compiled.reads)]
+            return "excluded by " + ", ".join(f'"{t}"' for t in terms)
+        if not pick.matches:
+            return "matched no term"
+        if not scores.required[i]:
+            return "none of the required terms (" + ", ".join(t for t, _ in compiled.require) + ")"
+        return f"below min_score {profile.min_score:g}"
+
+
+_Floats = npt.NDArray[np.float64]
+_Bools = npt.NDArray[np.bool_]
+_Ints = npt.NDArray[np.int64]
+#: profiles scored together, and cells of an entries × profiles block computed at once
+_PROFILE_BLOCK = 1024
+_CELLS = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    """One profile's scores of every row."""
+
+    total: _Floats
+    relevance: _Floats
+    excluded: _Bools
+    required: _Bools
+
+
+@dataclass(frozen=True, slots=True)
+class _Scores:
+    """Entries × profiles: the score, the part from terms, and the exclude / require tests."""
+
+    total: _Floats
+    relevance: _Floats
+    excluded: _Bools
+    #: True when the profile requires nothing, or a required term is there
+    required: _Bools
+
+    def column(self, j: int) -> _Column:
+        return _Column(
+            self.total[:, j], self.relevance[:, j], self.excluded[:, j], self.required[:, j]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Hits:
+    """The hits of a run of rows, flattened: for each, its row, term, field and base."""
+
+    rows: int
+    row: _Ints
+    term: _Ints
+    field: _Ints
+    base: _Floats
+
+    @classmethod
+    def of(cls, rows: Sequence[_Row]) -> _Hits:
+        if not rows:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(0, empty, empty, empty, np.zeros(0))
+        return cls(
+            len(rows),
+            np.repeat(np.arange(len(rows)), [len(r.terms) for r in rows]),
+            np.concatenate([r.terms for r in rows]),
+            np.concatenate([r.fields for r in rows]),
+            np.concatenate([r.base for r in rows]),
+        )
+
+
+class _Owners:
+    """Term id → the profiles using it, with their weights: a compressed sparse row."""
+
+    def __init__(self, size: int, owners: list[tuple[int, int, float]]) -> None:
+        owners.sort(key=lambda o: (o[1], o[0]))
+        terms = np.asarray([o[1] for o in owners], dtype=np.int64)
+        self.profiles = np.asarray([o[0] for o in owners], dtype=np.int64)
+        self.weights = np.asarray([o[2] for o in owners], dtype=np.float64)
+        self.start = np.searchsorted(terms, np.arange(size + 1)).astype(np.int64)
+
+    def __bool__(self) -> bool:
+        return len(self.profiles) > 0
+
+    def spread(self, hits: _Hits, reads: _Floats, m: int, *, with_base: bool = False) -> _Floats:
+        """Σ over hits of owner weight × field weight (× base), per row and profile."""
+        if not self or len(hits.term) == 0:
+            return np.zeros((hits.rows, m))
+        first = self.start[hits.term]
+        counts = self.start[hits.term + 1] - first
+        hit = np.repeat(np.arange(len(counts)), counts)
+        owner = first[hit] + np.arange(len(hit)) - np.repeat(np.cumsum(counts) - counts, counts)
+        profile = self.profiles[owner]
+        value = self.weights[owner] * reads[hits.field[hit], profile]
+        if with_base:
+            value *= hits.base[hit]
+        cells = np.bincount(hits.row[hit] * m + profile, weights=value, minlength=hits.rows * m)
+        return cells.reshape(hits.rows, m).astype(np.float64, copy=False)
+
+
+def _select(
+    rows: Sequence[_Row], profile: Profile, scores: _Column, order: _Ints, *, reasons: bool = False
+) -> tuple[list[int], dict[int, str]]:
+    """The picks' row indices, best first, and (with `reasons`) why each other row that
+    passed min_score was cut."""
+    total = scores.total
+    eligible = (scores.relevance > 0) & ~scores.excluded & scores.required
+    candidates = np.flatnonzero(eligible & (total >= profile.min_score))
+    limit, per_feed = profile.max_entries, profile.max_per_feed
+    want = limit if per_feed is None else 4 * limit
+    while True:
+        chosen = candidates
+        if len(candidates) > want:
+            # everything tied with the last wanted score stays in, so ties are not cut at random
+            kth = np.partition(total[candidates], len(candidates) - want)[len(candidates) - want]
+            chosen = candidates[total[candidates] >= kth]
+        chosen = chosen[np.lexsort((order[chosen], -total[chosen]))]
+        picks: list[int] = []
+        cut: dict[int, str] = {}
+        taken: dict[str, int] = {}
+        for i in chosen.tolist():
+            feed = rows[i].entry.feeds[0] if rows[i].entry.feeds else ""
+            if len(picks) >= limit:
+                cut[i] = f"cut at max_entries {limit}"
+            elif per_feed is not None and taken.get(feed, 0) >= per_feed:
+                cut[i] = f"max_per_feed {per_feed} reached for feed {feed!r}"
+            else:
+                picks.append(i)
+                taken[feed] = taken.get(feed, 0) + 1
+        if len(picks) >= limit or len(chosen) == len(candidates):
+            if reasons:
+                picked = set(picks)
+                for i in candidates.tolist():
+                    if i not in cut and i not in picked:
+                        cut[i] = f"cut at max_entries {limit}"
+            return picks, cut
+        want *= 4
+
+
+def _average(stats: Collection, field: Field) -> float | None:
+    return stats.average_length.get(field) if field in NORMALISED else None
+
+
+def _read(hits: Iterable[tuple[int, int]], reads: tuple[float, ...]) -> bool:
+    return any(f != _FOLLOW and reads[f] > 0 for f, _ in hits)
+
+
+def _tiebreak(rows: Sequence[_Row]) -> npt.NDArray[np.int64]:
+    """Each row's place when scores tie: newer first, then by id."""
+    keyed = sorted(
+        range(len(rows)),
+        key=lambda i: (-(rows[i].entry.published or _OLDEST).timestamp(), rows[i].entry.id),
+    )
+    order = np.empty(len(rows), dtype=np.int64)
+    order[keyed] = np.arange(len(rows))
+    return order

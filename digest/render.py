@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Callable
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
+import css_inline
 import jinja2
+import markdown
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
 
+from .errors import TemplateError
 from .models import Digest, Entry, Pick, RenderedDigest
 from .rank import why
 
 EXCERPT_CHARS = 300
 TEXT_WIDTH = 78
+#: octets; a word longer than this is broken to keep lines under 998 octets (RFC 5322)
+LONGEST_WORD = 900
 # Inline syntax is escaped everywhere; block syntax (headings, lists, quotes) only where a
 # line starts, which is the only place it acts. Backslash escapes are CommonMark-safe.
 # Characters Python-Markdown does not backslash-unescape become entities, which both it and
@@ -32,10 +40,61 @@ def template_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
 
 
+class InliningLoader(jinja2.FileSystemLoader):
+    """Loads templates with the CSS of HTML ones inlined into style attributes, once.
+
+    Mail clients drop or mangle <style>; inlining per message would cost more than the
+    rendering itself. So the template *source* is inlined when it is loaded: Jinja syntax
+    is swapped for inert placeholders (comments where a block tag stands, so the HTML
+    parser cannot move it out of a table), css-inline runs, and the placeholders are put
+    back. @media rules (dark mode) stay in a <style> block.
+    """
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        if template.endswith(".html.j2"):
+            source = inline_template_css(source, filename)
+        return source, filename, uptodate
+
+
+_JINJA_SYNTAX = re.compile(r"\{%-?.*?-?%\}|\{\{.*?\}\}|\{#.*?#\}", re.DOTALL)
+_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+def inline_template_css(source: str, filename: str = "<template>") -> str:
+    """A Jinja HTML template with its <style> rules moved into style attributes."""
+    found: list[str] = []
+
+    def protect(m: re.Match[str]) -> str:
+        found.append(m[0])
+        token = f"JINJA{len(found) - 1}X"
+        return f"<!--{token}-->" if m[0].startswith("{%") else token
+
+    inlined = _INLINER.inline(_JINJA_SYNTAX.sub(protect, source))
+    for i, original in enumerate(found):
+        token = f"JINJA{i}X"
+        for form in (f"<!--{token}-->", token):
+            if form in inlined:
+                inlined = inlined.replace(form, original, 1)
+                break
+        else:
+            raise TemplateError(f"{filename}: cannot inline CSS around {original!r}")
+    return inlined
+
+
 @lru_cache(maxsize=4)
 def environment(directory: Path | None = None) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(directory or template_dir()),
+    """The built-in templates, or a user's directory (falling back to the built-in ones for
+    templates it lacks) rendered in Jinja's sandbox: a template is code."""
+    loader: jinja2.BaseLoader = InliningLoader(template_dir())
+    env_class = jinja2.Environment
+    if directory is not None:
+        loader = jinja2.ChoiceLoader([InliningLoader(directory), loader])
+        env_class = SandboxedEnvironment
+    env = env_class(
+        loader=loader,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2")),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -57,21 +116,40 @@ def subject(digest: Digest) -> str:
     return f"{digest.title} — {digest.local_date.isoformat()}: {len(digest.picks)} new"
 
 
-def render(digest: Digest) -> RenderedDigest:
-    """Render every format of one digest."""
-    env = environment()
+def render(
+    digest: Digest, templates: Path | None = None, unsubscribe_url: str | None = None
+) -> RenderedDigest:
+    """Render every format of one digest, with the user's templates when given."""
+    env = environment(templates)
     title = subject(digest)
     context = {
         "digest": digest,
         "subject": title,
+        "unsubscribe_url": http_url(unsubscribe_url),
         "picks": [_pick_view(pick, ZoneInfo(digest.reader.timezone)) for pick in digest.picks],
     }
     return RenderedDigest(
         subject=title,
-        html=env.get_template("digest.html.j2").render(context),
-        text=env.get_template("digest.txt.j2").render(context),
-        markdown=env.get_template("digest.md.j2").render(context),
+        html=_render(env, "digest.html.j2", context),
+        text=_render(env, "digest.txt.j2", context),
+        markdown=_render(env, "digest.md.j2", context),
     )
+
+
+def _render(env: jinja2.Environment, name: str, context: dict[str, object]) -> str:
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateError as e:
+        where = f"{e.filename}:{e.lineno}" if isinstance(e, jinja2.TemplateSyntaxError) else name
+        raise TemplateError(f"template {where}: {e.message or type(e).__name__}") from e
+
+
+def archive_page(title: str, markdown_text: str, up: str | None = None) -> str:
+    """One page of the static archive: a Markdown digest (whose feed text is already
+    escaped) or index rendered to HTML by the `markdown` package."""
+    body = markdown.markdown(markdown_text, output_format="html")
+    page = environment().get_template("archive.html.j2")
+    return page.render(title=title, body=Markup(body), up=up)
 
 
 def render_index(title: str, pages: list[tuple[date, str, int]]) -> str:
@@ -79,6 +157,8 @@ def render_index(title: str, pages: list[tuple[date, str, int]]) -> str:
     return environment().get_template("index.md.j2").render(title=title, pages=pages)
 
 
+# Many subscribers share the day's entries: their text is escaped and wrapped once.
+@lru_cache(maxsize=8192)
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     """The start of a summary, cut at a word boundary."""
     if len(text) <= limit:
@@ -87,20 +167,24 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return cut + "…"
 
 
+@lru_cache(maxsize=8192)
 def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hang: str | None = None) -> str:
-    """Wrap for the plain-text part; long words (URLs) are never broken.
+    """Wrap for the plain-text part. Words (URLs) are not broken, unless one is so long that
+    its line would pass SMTP's 998-octet limit.
 
     `hang` indents the lines after the first (default: like the first)."""
+    longest = max((len(word.encode()) for word in text.split()), default=0)
     return textwrap.fill(
         text,
         width=width,
         initial_indent=indent,
         subsequent_indent=indent if hang is None else hang,
-        break_long_words=False,
+        break_long_words=longest > LONGEST_WORD,
         break_on_hyphens=False,
     )
 
 
+@lru_cache(maxsize=8192)
 def markdown_escape(text: str) -> str:
     """Feed text as literal Markdown: no links, emphasis, headings or HTML can be injected."""
     escaped = _MD_INLINE.sub(r"\\\1", " ".join(text.split())).translate(_MD_ENTITIES)
@@ -141,8 +225,11 @@ def _pick_view(pick: Pick, zone: ZoneInfo) -> dict[str, object]:
 
 
 def _local_date(entry: Entry, zone: ZoneInfo) -> str:
-    when: datetime = entry.published or entry.first_seen
-    return when.astimezone(zone).date().isoformat()
+    """When the entry was published, or else when it was first seen, in the reader's zone:
+    a digest of what is new can hold papers published long ago, and says so."""
+    if entry.published is not None:
+        return f"published {entry.published.astimezone(zone).date().isoformat()}"
+    return f"seen {entry.first_seen.astimezone(zone).date().isoformat()}"
 
 
 def _byline(entry: Entry) -> str:

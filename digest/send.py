@@ -12,46 +12,57 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from email import message_from_bytes, policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, parseaddr
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 import aiosmtplib
 
 from .errors import DeliveryError
 from .models import SmtpSettings
 
+#: characters of header text kept, so no header line can pass SMTP's 998-octet limit
+HEADER_TEXT_MAX = 256
+DISPLAY_NAME_MAX = 60
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _HEADER_JUNK = str.maketrans({c: " " for c in map(chr, [*range(0, 32), 127])})
 
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One composed digest, with its parts kept for writing as files."""
+    """One composed digest as it goes on the wire, and as it is kept in the outbox."""
 
-    message: EmailMessage
-    html: str
-    text: str
+    raw: bytes
+    sender: str
+    recipients: tuple[str, ...]
     local_date: date
     #: the subscriber's name, used for file names
     name: str
 
+    @classmethod
+    def of(cls, message: EmailMessage, local_date: date, name: str) -> Outgoing:
+        sender, recipients = envelope(message)
+        return cls(message.as_bytes(), sender, tuple(recipients), local_date, name)
+
 
 class Mailer(Protocol):
-    """An open delivery channel for one run: one SMTP connection, or a folder."""
+    """A delivery channel: one SMTP connection, or a folder."""
 
     async def send(self, outgoing: Outgoing) -> str:
         """Deliver one message; return where it went; raise DeliveryError when it did not."""
         ...
 
+    async def close(self) -> None: ...
+
 
 def message_id(reader_key: str, local_date: str, sender: str) -> str:
     """The same id for the same reader and date, so a resend is recognisable as one."""
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "digest.invalid"
     token = hashlib.sha256(reader_key.encode()).hexdigest()[:20]
-    return f"<digest.{local_date}.{token}@{domain}>"
+    return f"<digest.{local_date}.{token}@{_domain(sender)}>"
 
 
 def compose(
@@ -64,23 +75,52 @@ def compose(
     html: str,
     msg_id: str,
     now: datetime,
+    list_name: str = "digest",
+    unsubscribe_url: str | None = None,
 ) -> EmailMessage:
-    """A multipart/alternative message: the text part first, the HTML part preferred."""
+    """A multipart/alternative message: the text part first, the HTML part preferred.
+
+    List-Id and List-Unsubscribe let mail clients show an unsubscribe button; the one-click
+    header (RFC 8058) is only sent with an https URL, as the RFC requires.
+    """
+    domain = _domain(sender)
     message = EmailMessage()
     message["From"] = _clean(sender)
-    message["To"] = Address(display_name=_clean(to_name), addr_spec=to_address)
+    message["To"] = Address(display_name=_display_name(to_name), addr_spec=to_address)
     message["Subject"] = _clean(subject)
     message["Date"] = format_datetime(now)
     message["Message-ID"] = msg_id
+    slug = re.sub(r"[^a-z0-9-]+", "-", _clean(list_name).lower()).strip("-") or "digest"
+    message["List-Id"] = f"{_clean(list_name)} <{slug}.{domain}>"
+    address = parseaddr(sender)[1]
+    unsubscribe = [f"<mailto:{address}?subject={quote('unsubscribe ' + to_address)}>"]
+    if unsubscribe_url:
+        unsubscribe.insert(0, f"<{_clean(unsubscribe_url)}>")
+        if unsubscribe_url.startswith("https://"):
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["List-Unsubscribe"] = ", ".join(unsubscribe)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text, cte="quoted-printable")
     message.add_alternative(html, subtype="html", cte="quoted-printable")
     return message
 
 
+def _display_name(name: str) -> str:
+    """A To name that never needs quoting or folding: the email package loses the quotes
+    when it folds a long name, and "x… <evil@example>" would then re-parse as the address."""
+    plain = re.sub(r'[()<>\[\]:;@\\,."]+', " ", _clean(name))
+    return " ".join(plain.split())[:DISPLAY_NAME_MAX].strip()
+
+
+def _domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or "digest.invalid"
+
+
 def _clean(value: str) -> str:
-    """Header text with CR, LF and other control characters removed (no header injection)."""
-    return " ".join(value.translate(_HEADER_JUNK).split())
+    """Header text with CR, LF and other control characters removed (no header injection),
+    and "=?" broken up so feed text cannot pose as an RFC 2047 encoded word."""
+    text = " ".join(value.translate(_HEADER_JUNK).replace("=?", "= ?").split())
+    return text if len(text) <= HEADER_TEXT_MAX else text[: HEADER_TEXT_MAX - 1] + "…"
 
 
 def envelope(message: EmailMessage) -> tuple[str, list[str]]:
@@ -90,39 +130,57 @@ def envelope(message: EmailMessage) -> tuple[str, list[str]]:
 
 
 class SmtpMailer:
-    """One authenticated SMTP connection, reused for every message of the run."""
+    """One SMTP connection, opened on first use and reused for every message it sends."""
 
-    def __init__(self, client: aiosmtplib.SMTP, settings: SmtpSettings) -> None:
-        self._client = client
+    def __init__(self, settings: SmtpSettings) -> None:
         self._settings = settings
+        self._client: aiosmtplib.SMTP | None = None
 
     async def send(self, outgoing: Outgoing) -> str:
-        message = outgoing.message
-        sender, recipients = envelope(message)
+        who = ", ".join(outgoing.recipients)
+        if self._client is None or not self._client.is_connected:
+            self._client = await connect(self._settings)
         try:
-            if not self._client.is_connected:
-                await _connect(self._client, self._settings, _password(self._settings))
-            errors, reply = await self._client.send_message(
-                message, sender=sender, recipients=recipients
+            errors, reply = await self._client.sendmail(
+                outgoing.sender, list(outgoing.recipients), outgoing.raw
             )
         except aiosmtplib.SMTPRecipientsRefused as e:
             reasons = "; ".join(f"{r.code} {r.message}" for r in e.recipients)
-            raise DeliveryError(", ".join(recipients), f"refused by the server: {reasons}") from e
+            transient = all(400 <= r.code < 500 for r in e.recipients)
+            raise DeliveryError(
+                who, f"refused by the server: {reasons}", transient=transient
+            ) from e
         except aiosmtplib.SMTPResponseException as e:
             raise DeliveryError(
-                ", ".join(recipients), f"the server answered {e.code} {e.message}"
+                who, f"the server answered {e.code} {e.message}", transient=e.code < 500
             ) from e
         except (aiosmtplib.SMTPException, OSError) as e:
-            raise DeliveryError(", ".join(recipients), f"SMTP failed: {e}") from e
+            await self.close()
+            raise DeliveryError(who, f"SMTP failed: {e}") from e
         if errors:
-            refused = "; ".join(f"{who}: {r.code} {r.message}" for who, r in errors.items())
+            refused = "; ".join(f"{rcpt}: {r.code} {r.message}" for rcpt, r in errors.items())
             raise DeliveryError(", ".join(errors), f"refused by the server: {refused}")
         return f"smtp://{self._settings.host}:{self._settings.port} ({reply.strip()})"
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await _close(self._client, polite=True)
+            self._client = None
 
 
 @asynccontextmanager
 async def smtp_session(settings: SmtpSettings) -> AsyncIterator[SmtpMailer]:
-    """Connect, secure and log in once; raise DeliveryError if the server cannot be used."""
+    """A mailer whose connection is closed (QUIT) on exit."""
+    mailer = SmtpMailer(settings)
+    try:
+        yield mailer
+    finally:
+        await mailer.close()
+
+
+async def connect(settings: SmtpSettings) -> aiosmtplib.SMTP:
+    """Connect, secure and log in; raise DeliveryError if the server cannot be used."""
+    where = f"{settings.host}:{settings.port}"
     password = _password(settings)
     client = aiosmtplib.SMTP(
         hostname=settings.host,
@@ -132,11 +190,19 @@ async def smtp_session(settings: SmtpSettings) -> AsyncIterator[SmtpMailer]:
         start_tls=settings.security == "starttls",
         tls_context=_tls_context(settings),
     )
-    await _connect(client, settings, password)
     try:
-        yield SmtpMailer(client, settings)
-    finally:
-        await _close(client, polite=True)
+        await client.connect()
+        if settings.username:
+            await client.login(settings.username, password or "")
+    except aiosmtplib.SMTPAuthenticationError as e:
+        await _close(client)
+        raise DeliveryError(
+            where, f"login as {settings.username} refused ({e.code} {e.message})", transient=False
+        ) from e
+    except (aiosmtplib.SMTPException, OSError) as e:
+        await _close(client)
+        raise DeliveryError(where, f"cannot use the SMTP server: {e}") from e
+    return client
 
 
 async def _close(client: aiosmtplib.SMTP, *, polite: bool = False) -> None:
@@ -152,25 +218,10 @@ async def _close(client: aiosmtplib.SMTP, *, polite: bool = False) -> None:
         pass
     finally:
         client.close()
-    deadline = asyncio.get_running_loop().time() + 2.0
-    while sock is not None and sock.fileno() != -1 and asyncio.get_running_loop().time() < deadline:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 2.0
+    while sock is not None and sock.fileno() != -1 and loop.time() < deadline:
         await asyncio.sleep(0.005)
-
-
-async def _connect(client: aiosmtplib.SMTP, settings: SmtpSettings, password: str | None) -> None:
-    where = f"{settings.host}:{settings.port}"
-    try:
-        await client.connect()
-        if settings.username:
-            await client.login(settings.username, password or "")
-    except aiosmtplib.SMTPAuthenticationError as e:
-        await _close(client)
-        raise DeliveryError(
-            where, f"login as {settings.username} refused ({e.code} {e.message})"
-        ) from e
-    except (aiosmtplib.SMTPException, OSError) as e:
-        await _close(client)
-        raise DeliveryError(where, f"cannot use the SMTP server: {e}") from e
 
 
 def _password(settings: SmtpSettings) -> str | None:
@@ -179,7 +230,9 @@ def _password(settings: SmtpSettings) -> str | None:
     password = os.environ.get(settings.password_env)
     if password is None:
         raise DeliveryError(
-            settings.host, f"the environment variable {settings.password_env} is not set"
+            settings.host,
+            f"the environment variable {settings.password_env} is not set",
+            transient=False,
         )
     return password
 
@@ -199,13 +252,21 @@ class FileMailer:
     async def send(self, outgoing: Outgoing) -> str:
         folder = self._output / outgoing.local_date.isoformat()
         name = file_stem(outgoing.name)
+        message = message_from_bytes(outgoing.raw, policy=policy.default)
+        assert isinstance(message, EmailMessage)
         try:
-            write_atomic(folder / f"{name}.html", outgoing.html.encode())
-            write_atomic(folder / f"{name}.txt", outgoing.text.encode())
-            write_atomic(folder / f"{name}.eml", outgoing.message.as_bytes())
+            for subtype, suffix in (("html", ".html"), ("plain", ".txt")):
+                part = message.get_body(preferencelist=(subtype,))
+                if part is not None:
+                    content = str(part.get_content())
+                    write_atomic(folder / f"{name}{suffix}", content.encode())
+            write_atomic(folder / f"{name}.eml", outgoing.raw)
         except OSError as e:
             raise DeliveryError(str(folder), f"cannot write the digest: {e.strerror}") from e
         return str(folder / f"{name}.eml")
+
+    async def close(self) -> None:
+        return None
 
 
 def file_stem(name: str) -> str:

@@ -13,7 +13,7 @@ from typing import IO, Any, cast
 
 from .dedupe import Candidate
 from .errors import StateError, StateLockedError
-from .models import Delivery, Entry, FeedStatus
+from .models import DONE, Delivery, Entry, FeedStatus
 
 # Each step moves the schema up one version, inside one transaction. Never edit a step
 # that has shipped: add a new one.
@@ -66,6 +66,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (reader, entry_id)
     );
     """,
+    # 2: the outbox. A digest is stored as 'pending' with its message before it is sent.
+    """
+    ALTER TABLE deliveries ADD COLUMN message BLOB;
+    ALTER TABLE deliveries ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN last_error TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -97,7 +103,10 @@ class Store:
         db = sqlite3.connect(path, isolation_level=None, timeout=30)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            # In WAL mode, NORMAL survives any crash of the process (the kill tests prove it);
+            # only an OS crash or power loss can undo the last commits, which at worst
+            # re-sends a digest. FULL would fsync twice per delivery and halve throughput.
+            db.execute("PRAGMA synchronous=NORMAL")
             return cls(db, lock)
         except BaseException as e:
             db.close()
@@ -252,19 +261,22 @@ class Store:
         return cast(int, self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
 
     def new_entries(self, reader: str, after: datetime, until: datetime) -> list[Entry]:
-        """Entries first seen in (after, until] that were never delivered to this reader."""
+        """Entries first seen in (after, until], and those of the reader's folded digests,
+        that were never delivered to this reader."""
         rows = self._db.execute(
             """
             SELECT e.*, (SELECT json_group_array(feed) FROM
                            (SELECT feed FROM entry_feeds f WHERE f.entry_id = e.id
                             ORDER BY f.first_seen, f.rowid)) AS feeds
             FROM entries e
-            WHERE e.first_seen > ? AND e.first_seen <= ?
+            WHERE ((e.first_seen > ? AND e.first_seen <= ?)
+                   OR e.id IN (SELECT j.value FROM deliveries d, json_each(d.entry_ids) j
+                               WHERE d.reader = ? AND d.status = 'folded'))
               AND NOT EXISTS (SELECT 1 FROM delivered_entries d
                               WHERE d.reader = ? AND d.entry_id = e.id)
             ORDER BY e.first_seen, e.id
             """,
-            (_ts(after), _ts(until), reader),
+            (_ts(after), _ts(until), reader, reader),
         ).fetchall()
         return [_entry(row) for row in rows]
 
@@ -279,7 +291,9 @@ class Store:
 
     def last_delivery(self, reader: str) -> Delivery | None:
         row = self._db.execute(
-            "SELECT * FROM deliveries WHERE reader = ? ORDER BY cutoff DESC LIMIT 1", (reader,)
+            """SELECT * FROM deliveries WHERE reader = ? AND status IN ('sent', 'written', 'empty')
+               ORDER BY cutoff DESC LIMIT 1""",
+            (reader,),
         ).fetchone()
         return _delivery(row) if row else None
 
@@ -291,11 +305,17 @@ class Store:
         return [_delivery(row) for row in rows]
 
     def record_delivery(self, delivery: Delivery) -> None:
-        """Mark a digest delivered, and its entries as sent to that reader, atomically."""
+        """Store a delivery row; when it is done, mark its entries as sent to that reader, in
+        the same transaction. A pending row replaces a folded one for the same date."""
         with self._transaction() as db:
             db.execute(
+                "DELETE FROM deliveries WHERE reader = ? AND local_date = ? AND status = 'folded'",
+                (delivery.reader, delivery.local_date.isoformat()),
+            )
+            db.execute(
                 """INSERT INTO deliveries (reader, local_date, status, message_id, entry_ids,
-                       cutoff, created_at, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                       cutoff, created_at, target, message, attempts, last_error)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     delivery.reader,
                     delivery.local_date.isoformat(),
@@ -305,13 +325,65 @@ class Store:
                     _ts(delivery.cutoff),
                     _ts(delivery.created_at),
                     delivery.target,
+                    delivery.message,
+                    delivery.attempts,
+                    delivery.last_error,
                 ),
             )
-            db.executemany(
-                """INSERT INTO delivered_entries (reader, entry_id, local_date) VALUES (?, ?, ?)
-                   ON CONFLICT DO NOTHING""",
-                [(delivery.reader, i, delivery.local_date.isoformat()) for i in delivery.entry_ids],
+            if delivery.status in DONE:
+                self._mark_entries(db, delivery.reader, delivery.local_date, delivery.entry_ids)
+
+    def mark_done(
+        self, reader: str, local_date: date, status: str, target: str, *, attempts: int
+    ) -> None:
+        """A pending digest was accepted (the server's 250) or written: one transaction."""
+        with self._transaction() as db:
+            key = (reader, local_date.isoformat())
+            row = db.execute(
+                """SELECT entry_ids FROM deliveries WHERE reader = ? AND local_date = ?
+                   AND status IN ('pending', 'failed')""",
+                key,
+            ).fetchone()
+            if row is None:
+                raise StateError(f"no pending digest for {reader} on {local_date}")
+            db.execute(
+                """UPDATE deliveries SET status = ?, target = ?, attempts = ?, last_error = NULL
+                   WHERE reader = ? AND local_date = ?""",
+                (status, target, attempts, *key),
             )
+            self._mark_entries(db, reader, local_date, json.loads(row["entry_ids"]))
+
+    def mark_undelivered(
+        self, reader: str, local_date: date, status: str, error: str, *, attempts: int
+    ) -> None:
+        """Record why a pending digest did not go out; it stays in the outbox."""
+        with self._transaction() as db:
+            db.execute(
+                """UPDATE deliveries SET status = ?, last_error = ?, attempts = ?
+                   WHERE reader = ? AND local_date = ? AND status IN ('pending', 'failed')""",
+                (status, error, attempts, reader, local_date.isoformat()),
+            )
+
+    def fold_undelivered(self, reader: str, before: date) -> int:
+        """Digests of earlier dates that never went out are given up: their entries, never
+        marked sent, become candidates for the next digest. Returns how many were folded."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                """UPDATE deliveries SET status = 'folded'
+                   WHERE reader = ? AND local_date < ? AND status IN ('pending', 'failed')""",
+                (reader, before.isoformat()),
+            )
+            return cursor.rowcount
+
+    @staticmethod
+    def _mark_entries(
+        db: sqlite3.Connection, reader: str, local_date: date, entry_ids: Iterable[str]
+    ) -> None:
+        db.executemany(
+            """INSERT INTO delivered_entries (reader, entry_id, local_date) VALUES (?, ?, ?)
+               ON CONFLICT DO NOTHING""",
+            [(reader, i, local_date.isoformat()) for i in entry_ids],
+        )
 
 
 def _ts(when: datetime) -> str:
@@ -353,6 +425,9 @@ def _delivery(row: sqlite3.Row) -> Delivery:
         cutoff=cutoff,
         created_at=created,
         target=row["target"],
+        message=row["message"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
     )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
-from digest.models import Digest, Entry, Pick, Profile, Reader
+from digest.models import DEFAULT_FIELD_WEIGHTS, Digest, Entry, Pick, Profile, Reader
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
@@ -20,6 +21,8 @@ def entry(
     published: datetime | None = NOW,
     authors: Sequence[str] = (),
     organisation: str | None = None,
+    upvotes: int | None = None,
+    categories: Sequence[str] = (),
 ) -> Entry:
     """An entry; its id defaults to one derived from the title, so titles should differ."""
     return Entry(
@@ -32,6 +35,8 @@ def entry(
         first_seen=NOW,
         authors=tuple(authors),
         organisation=organisation,
+        upvotes=upvotes,
+        categories=tuple(categories),
     )
 
 
@@ -42,13 +47,23 @@ def profile(
     max_entries: int = 20,
     min_score: float = 0.0,
     name: str = "test",
+    **more: Any,
 ) -> Profile:
+    """A profile; `more`: any other Profile field (require, fields as a dict, authors …)."""
+    if isinstance(more.get("fields"), Mapping):
+        more["fields"] = tuple({**dict(DEFAULT_FIELD_WEIGHTS), **more["fields"]}.items())
+    if "require" in more:
+        more["require"] = tuple(more["require"])
+    for follows in ("authors", "organisations"):
+        if isinstance(more.get(follows), Mapping):
+            more[follows] = tuple(more[follows].items())
     return Profile(
         name=name,
         keywords=tuple(keywords.items()),
         exclude=tuple(exclude),
         max_entries=max_entries,
         min_score=min_score,
+        **more,
     )
 
 

@@ -15,7 +15,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -118,6 +118,11 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self._owner.data_count += 1
+        if self._owner.on_data is not None:
+            reply = self._owner.on_data(self._owner.data_count)
+            if reply is not None:
+                return reply
         if self._owner.data_reply is not None:
             return self._owner.data_reply
         raw = envelope.original_content or b""
@@ -199,6 +204,9 @@ class SMTPServer:
         self.failed_logins: list[str] = []  # user names of rejected AUTH attempts
         self.refused: set[str] = set()  # lower-cased recipients answered with 550
         self.data_reply: str | None = None  # when set, DATA is answered with this
+        self.data_count = 0  # DATA commands received, accepted or not
+        # called with data_count before a message is accepted; a reply string refuses it
+        self.on_data: Callable[[int], str | None] | None = None
         self._tls_context = tls_context
         self._handler = _Handler(self)
         self._controller: _Controller | None = None

@@ -299,3 +299,81 @@ def test_check_config_accepts_a_valid_file(tmp_path: Path, run_digest: RunDigest
     assert result.returncode == 0, result.stderr
     assert f"{path}: OK" in result.stdout
     assert "SMTP smtp.example.org:2525 (tls)" in result.stdout
+
+
+# --- the profile language ------------------------------------------------------------------
+
+
+def test_a_profile_reads_every_key_of_the_profile_language(tmp_path: Path) -> None:
+    text = (
+        FEED
+        + """
+[profiles.rl]
+keywords = { "reward model" = 2, "transformer*" = 1, DPO = 3 }
+exclude = ["survey"]
+require = ["reward model", "DPO"]
+fields = { title = 3, authors = 0.5 }
+authors = ["Yann LeCun", "Ada  Lovelace"]
+organisations = { NVIDIA = 2.5 }
+popularity = 1
+freshness = 0.5
+max_per_feed = 3
+"""
+    )
+    prof = load_config(write(tmp_path, text)).profiles["rl"]
+    assert prof.require == ("reward model", "DPO")
+    assert dict(prof.fields) == {
+        "title": 3.0,
+        "summary": 1.0,
+        "authors": 0.5,
+        "organisation": 0.0,
+        "categories": 1.0,
+    }
+    assert prof.authors == (("Yann LeCun", 4.0), ("Ada Lovelace", 4.0))
+    assert prof.organisations == (("NVIDIA", 2.5),)
+    assert (prof.popularity, prof.freshness, prof.max_per_feed) == (1.0, 0.5, 3)
+
+
+def test_an_old_profile_gets_the_defaults_of_the_new_keys(tmp_path: Path) -> None:
+    prof = load_config(write(tmp_path, FEED + PROFILE)).profiles["rl"]
+    assert prof.require == () and prof.authors == () and prof.organisations == ()
+    assert dict(prof.fields)["title"] == 2 and dict(prof.fields)["summary"] == 1
+    assert (prof.popularity, prof.freshness, prof.max_per_feed) == (0.0, 0.0, None)
+
+
+PROFILE_ERRORS = {
+    "star inside a term": ('keywords = { "trans*former" = 1 }', "keywords", "'*' may only end"),
+    "short prefix": ('keywords = { "tr*" = 1 }', "keywords", "at least 3 characters"),
+    "no letters": ('keywords = { "--" = 1 }', "keywords", "no letters or digits"),
+    "unknown field": (
+        "keywords = { RL = 1 }\nfields = { abstract = 1 }",
+        "fields.abstract",
+        "unknown",
+    ),
+    "negative field": (
+        "keywords = { RL = 1 }\nfields = { title = -1 }",
+        "fields.title",
+        "negative",
+    ),
+    "no field counts": (
+        "keywords = { RL = 1 }\nfields = { title = 0, summary = 0, categories = 0 }",
+        "fields",
+        "at least one field",
+    ),
+    "author not a string": ("keywords = { RL = 1 }\nauthors = [3]", "authors[0]", "a name"),
+    "author points": ("keywords = { RL = 1 }\nauthors = { Ada = 0 }", "authors.Ada", "positive"),
+    "require empty": ('keywords = { RL = 1 }\nrequire = [" "]', "require[0]", "non-empty"),
+    "max_per_feed zero": ("keywords = { RL = 1 }\nmax_per_feed = 0", "max_per_feed", "at least 1"),
+    "negative popularity": ("keywords = { RL = 1 }\npopularity = -1", "popularity", "negative"),
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "reason"), PROFILE_ERRORS.values(), ids=PROFILE_ERRORS.keys()
+)
+def test_a_bad_profile_key_is_one_line_naming_it(
+    tmp_path: Path, body: str, key: str, reason: str
+) -> None:
+    error = config_error(write(tmp_path, FEED + "[profiles.rl]\n" + body + "\n"))
+    assert error.key is not None and error.key.startswith(f"profiles.rl.{key}")
+    assert reason in error.reason

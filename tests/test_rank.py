@@ -10,14 +10,22 @@ from factories import NOW, entry, profile
 from hypothesis import given
 from hypothesis import strategies as st
 
-from digest.models import Entry, Match, Profile
-from digest.rank import KeywordRanker, score, why
+from digest.models import Boost, Entry, Match, Profile
+from digest.rank import (
+    Collection,
+    KeywordRanker,
+    breakdown,
+    compile_term,
+    score,
+    stem,
+    why,
+)
 
 
 def picked(
     entries: Sequence[Entry], prof: Profile, weights: Mapping[str, float] | None = None
 ) -> list[str]:
-    return [p.entry.title for p in KeywordRanker().rank(entries, prof, weights or {})]
+    return [p.entry.title for p in KeywordRanker(feed_weights=weights).rank(entries, prof)]
 
 
 def points(e: Entry, prof: Profile, weights: Mapping[str, float] | None = None) -> float:
@@ -40,12 +48,29 @@ def test_term_matches_whole_words_only() -> None:
     assert set(picked(entries, profile({"RL": 1}))) == {"Deep RL, again", "Offline-RL benchmarks"}
 
 
-def test_matching_ignores_case() -> None:
-    prof = profile({"Reinforcement Learning": 1, "RLHF": 1})
-    assert set(picked([entry("reinforcement learning"), entry("rlhf"), entry("RL")], prof)) == {
-        "reinforcement learning",
-        "rlhf",
-    }
+def test_words_and_phrases_ignore_case() -> None:
+    prof = profile({"Reinforcement Learning": 1, "Rlhf": 1})
+    entries = [entry("reinforcement learning"), entry("RLHF at scale"), entry("rlhf"), entry("RL")]
+    assert set(picked(entries, prof)) == {"reinforcement learning", "RLHF at scale", "rlhf"}
+
+
+def test_an_all_caps_term_of_two_to_six_letters_matches_only_in_capitals() -> None:
+    prof = profile({"RL": 1, "DPO": 1})
+    entries = [
+        entry("Deep RL"),
+        entry("Beyond DPO"),
+        entry("rl is not RL"),  # matches: the capitals are there too
+        entry("Rl and dpo, lowercase"),
+        entry("The RLHF recipe"),  # a different acronym
+        entry("A URL"),
+    ]
+    assert set(picked(entries, prof)) == {"Deep RL", "Beyond DPO", "rl is not RL"}
+
+
+def test_an_acronym_also_matches_its_plural() -> None:
+    assert picked([entry("Small LLMs"), entry("LLMS shouting")], profile({"LLM": 1})) == [
+        "Small LLMs"
+    ]
 
 
 def test_phrase_matches_across_line_break_and_double_space() -> None:
@@ -121,12 +146,22 @@ def test_ties_go_to_the_newer_entry_then_the_id_whatever_the_input_order() -> No
 # --- why ---------------------------------------------------------------------------------
 
 
-def test_why_lists_each_term_with_its_fields_in_profile_order() -> None:
-    prof = profile({"reinforcement learning": 3, "reward model": 2, "RLHF": 1})
+def test_why_lists_each_term_with_its_fields_the_weightiest_first() -> None:
+    prof = profile({"RLHF": 1, "reward model": 2, "reinforcement learning": 3})
     e = entry("A reward model for reinforcement learning", "We study reinforcement learning.")
     pick = score(e, prof, {})
     assert pick is not None
     assert why(pick) == "reinforcement learning (title + summary), reward model (title)"
+
+
+def test_why_counts_repeated_mentions_and_keeps_to_four_terms() -> None:
+    prof = profile({w: 1 for w in ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]})
+    e = entry("alpha beta gamma delta epsilon zeta", "alpha, alpha and alpha")
+    pick = score(e, prof, {})
+    assert pick is not None
+    assert why(pick) == (
+        "alpha (title + summary ×3), beta (title), gamma (title), delta (title), 2 more"
+    )
 
 
 def test_why_mentions_a_feed_weight() -> None:
@@ -163,7 +198,7 @@ def test_an_entry_containing_an_excluded_term_is_never_picked(
     excluded = entry(f"RL {title}", summary, id="urn:test:excluded")
     others = [entry(f"RL {data.draw(text())}", id=f"urn:test:{i}") for i in range(3)]
     prof = profile({"RL": 5, "agents": 1}, exclude=["nothing", term], min_score=0)
-    picks = KeywordRanker().rank([*others, excluded], prof, {})
+    picks = KeywordRanker().rank([*others, excluded], prof)
     assert {p.entry.id for p in picks} == {e.id for e in others}  # and the others all get in
 
 
@@ -183,6 +218,360 @@ def test_ranking_is_independent_of_input_order(data: st.DataObject) -> None:
     prof = profile({"RL": 2, "reward model": 1, "agents": 1}, exclude=["tool"], max_entries=3)
     weights = {"a": 1.0, "b": 2.0}
     shuffled = data.draw(st.permutations(entries))
-    assert KeywordRanker().rank(shuffled, prof, weights) == KeywordRanker().rank(
-        entries, prof, weights
+    ranker = KeywordRanker(feed_weights=weights)
+    assert ranker.rank(shuffled, prof) == KeywordRanker(feed_weights=weights).rank(entries, prof)
+
+
+# --- the profile language ------------------------------------------------------------------
+
+NO_STATS = Collection(0, {}, {})
+
+
+def test_inflections_match_without_listing_them() -> None:
+    prof = profile({"reward model": 1, "learning": 1})
+    entries = [
+        entry("Reward models, calibrated"),
+        entry("Modelling the reward"),  # not the phrase
+        entry("What agents learned"),
+        entry("A learner"),  # a different word
+        entry("Rewarding modelled behaviour"),
+    ]
+    assert set(picked(entries, prof)) == {
+        "Reward models, calibrated",
+        "What agents learned",
+        "Rewarding modelled behaviour",
+    }
+
+
+def test_the_light_stemmer_joins_inflections_and_keeps_words_apart() -> None:
+    same = [
+        ["model", "models", "modelling", "modeling", "modeled"],
+        ["learn", "learns", "learned", "learning"],
+        ["study", "studies", "studied", "studying"],
+        ["image", "images", "imaging"],
+        ["embed", "embedding", "embeddings", "embedded"],
+        ["bias", "biases"],
+        ["class", "classes"],
+        ["llm", "llms"],
+    ]
+    for words in same:
+        assert len({stem(w) for w in words}) == 1, words
+    apart = ["generative", "generation", "general", "string", "thing", "news", "analysis"]
+    assert len({stem(w) for w in apart}) == len(apart)
+
+
+def test_a_prefix_matches_every_word_starting_so() -> None:
+    prof = profile({"transformer*": 1, "graph neur*": 1})
+    entries = [
+        entry("Transformers all the way"),
+        entry("Transformer-based parsing"),
+        entry("Vision transformer"),
+        entry("Retransformers"),  # not at the start of the word
+        entry("Transform the data"),
+        entry("Graph neural networks"),
+        entry("A graph of neurons"),
+    ]
+    assert set(picked(entries, prof)) == {
+        "Transformers all the way",
+        "Transformer-based parsing",
+        "Vision transformer",
+        "Graph neural networks",
+    }
+
+
+def test_a_phrase_does_not_match_across_punctuation() -> None:
+    prof = profile({"reward model": 1})
+    assert picked(
+        [entry("reward, model"), entry("reward (model)"), entry("reward model")], prof
+    ) == ["reward model"]
+
+
+def test_terms_with_symbols_match_as_written() -> None:
+    prof = profile({"C++": 1, "GPT-4": 1})
+    entries = [entry("Fast C++ kernels"), entry("Plain C"), entry("GPT-4 evals"), entry("GPT 4")]
+    assert set(picked(entries, prof)) == {"Fast C++ kernels", "GPT-4 evals"}
+
+
+def test_exclude_matches_inflections_too() -> None:
+    prof = profile({"RL": 1}, exclude=["survey"])
+    assert picked([entry("RL surveys"), entry("RL surveyed"), entry("RL at last")], prof) == [
+        "RL at last"
+    ]
+
+
+def test_require_leaves_out_entries_without_any_required_term() -> None:
+    prof = profile({"agent": 2, "benchmark": 1}, require=["agent", "RL"])
+    entries = [
+        entry("A benchmark"),  # scores, but has no required term
+        entry("An agent benchmark"),
+        entry("RL benchmark"),  # a required term need not be a keyword
+    ]
+    assert set(picked(entries, prof)) == {"An agent benchmark", "RL benchmark"}
+    ranking = KeywordRanker().ranking(entries, prof)
+    (left,) = ranking.left_out
+    assert left.pick.entry.title == "A benchmark"
+    assert left.reason == "none of the required terms (agent, RL)"
+
+
+def test_followed_authors_and_organisations_score_their_own_weight() -> None:
+    prof = profile(
+        {"robot": 1},
+        authors={"Yann LeCun": 5},
+        organisations={"NVIDIA": 3},
     )
+    by_him = entry("Untitled", authors=["Ada Lovelace", "yann  lecun"])
+    from_them = entry("Also untitled", organisation="NVIDIA")
+    robot_by_him = entry("A robot", authors=["Yann LeCun"])
+    assert points(by_him, prof) == 5
+    assert points(from_them, prof) == 3
+    assert points(robot_by_him, prof) == 5 + 2
+    pick = score(by_him, prof)
+    assert pick is not None
+    assert pick.matches == (Match("Yann LeCun", "authors", 5.0, follow=True),)
+    assert why(pick) == "Yann LeCun (followed)"
+    # a name inside a title is not a byline
+    assert picked([entry("Yann LeCun interviewed")], prof) == []
+
+
+def test_field_weights_say_where_a_term_counts() -> None:
+    e = entry("Robot", "a robot", authors=["Rob Robot"], categories=["Robots"])
+    default = score(e, profile({"robot": 1}))
+    assert default is not None
+    assert [(m.field, m.points) for m in default.matches] == [
+        ("title", 2.0),
+        ("summary", 1.0),
+        ("categories", 1.0),
+    ]
+    own = score(e, profile({"robot": 1}, fields={"title": 5, "summary": 0, "authors": 0.5}))
+    assert own is not None
+    assert [(m.field, m.points) for m in own.matches] == [
+        ("title", 5.0),
+        ("authors", 0.5),
+        ("categories", 1.0),
+    ]
+
+
+def test_a_field_weighted_zero_is_not_read_for_exclude_either() -> None:
+    prof = profile({"robot": 1}, exclude=["survey"], fields={"summary": 0})
+    assert picked([entry("Robot", "a survey")], prof) == ["Robot"]
+
+
+def test_max_per_feed_keeps_one_busy_feed_from_filling_the_digest() -> None:
+    busy = [entry(f"RL busy {i}", "RL RL", feeds=["busy"]) for i in range(5)]
+    quiet = [entry("RL quiet", feeds=["quiet"]), entry("RL other", feeds=["other"])]
+    prof = profile({"RL": 1}, max_entries=4, max_per_feed=2)
+    got = picked([*busy, *quiet], prof)
+    assert len(got) == 4
+    assert sum(t.startswith("RL busy") for t in got) == 2
+    assert {"RL quiet", "RL other"} <= set(got)
+    reasons = {
+        x.pick.entry.title: x.reason
+        for x in KeywordRanker().ranking([*busy, *quiet], prof).left_out
+    }
+    assert set(reasons.values()) == {"max_per_feed 2 reached for feed 'busy'"}
+
+
+def test_repeating_a_term_saturates() -> None:
+    prof = profile({"robot": 1}, fields={"title": 0})
+    once = points(entry("x", "robot"), prof)
+    twice = points(entry("x", "robot robot"), prof)
+    ten = points(entry("x", " ".join(["robot"] * 10)), prof)
+    assert once < twice < ten < 2.2 * once  # k1 + 1 is the ceiling
+    assert ten < 10 * once / 4
+
+
+def test_a_long_summary_does_not_win_by_length() -> None:
+    filler = " ".join(f"word{i}" for i in range(200))
+    short = entry("a", "robots everywhere")
+    long = entry("b", f"robots everywhere {filler}")
+    stats = KeywordRanker([profile({"robot": 1})]).statistics([short, long])
+    ranker = KeywordRanker(collection=stats)
+    prof = profile({"robot": 1})
+    assert [p.entry.title for p in ranker.rank([long, short], prof)] == ["a", "b"]
+
+
+def test_rarer_terms_weigh_more() -> None:
+    common = [entry(f"robot {i}", "robot") for i in range(19)]
+    rare = entry("robot gripper", "a gripper")
+    prof = profile({"robot": 1, "gripper": 1})
+    ranker = KeywordRanker([prof], collection=[*common, rare])
+    pick = ranker.explain(rare, prof)[1]
+    by_term = {m.term: m for m in pick.matches if m.field == "title"}
+    assert by_term["gripper"].rarity > 2 and by_term["robot"].rarity == 1  # never below 1
+    assert ranker.collection.documents == 20
+    assert ranker.collection.document_frequency[compile_term("robot")[0]] == 20
+
+
+def test_upvotes_add_a_bounded_boost_only_when_asked_for() -> None:
+    hot = entry("RL", upvotes=10_000)
+    assert points(hot, profile({"RL": 1})) == 2  # off by default
+    prof = profile({"RL": 1}, popularity=1.5)
+    pick = score(hot, prof)
+    assert pick is not None
+    assert pick.boosts == (Boost("upvotes", 1.5, 10_000),)
+    assert pick.score == 3.5
+    some = points(entry("RL", upvotes=10), prof)
+    assert 2 < some < 3.5
+    assert points(entry("Unrelated", upvotes=10_000), prof) == 0  # a boost needs a match
+
+
+def test_freshness_halves_every_day() -> None:
+    prof = profile({"RL": 1}, freshness=1)
+    ranker = KeywordRanker(now=NOW)
+    today = ranker.explain(entry("RL a", published=NOW), prof)[1]
+    yesterday = ranker.explain(entry("RL b", published=NOW - timedelta(days=1)), prof)[1]
+    assert today.score == 3 and yesterday.score == 2.5
+    assert "+1 new" in why(today)
+
+
+# --- explanations ----------------------------------------------------------------------------
+
+
+def test_ranking_says_why_each_entry_was_left_out() -> None:
+    prof = profile({"RL": 1, "agent": 1}, exclude=["survey"], min_score=1.5, max_entries=1)
+    entries = [
+        entry("RL agent"),
+        entry("RL agents, two"),
+        entry("Summary only", "RL"),
+        entry("RL survey"),
+        entry("Nothing"),
+    ]
+    ranking = KeywordRanker().ranking(entries, prof)
+    assert [p.entry.title for p in ranking.picks] == ["RL agent"]
+    assert [(x.pick.entry.title, x.reason) for x in ranking.left_out] == [
+        ("RL agents, two", "cut at max_entries 1"),
+        ("RL survey", 'excluded by "survey"'),
+        ("Summary only", "below min_score 1.5"),
+        ("Nothing", "matched no term"),
+    ]
+    assert ranking.left_out[1].pick.score == 2  # what it would have scored
+
+
+def test_breakdown_lists_every_contribution_and_the_total() -> None:
+    prof = profile({"RL": 2, "reward model": 1}, authors={"Ada": 3}, popularity=1)
+    e = entry("RL", "reward models and a reward model", authors=["Ada"], upvotes=100)
+    pick = score(e, prof, {"papers": 1.5})
+    assert pick is not None
+    lines = breakdown(pick, prof)
+    assert len(lines) == len(pick.matches) + len(pick.boosts) + 1
+    assert lines[-1].strip() == f"= {pick.score:g}"
+    assert any("followed author × feed 1.5" in line for line in lines)
+    assert any("summary ×2" in line and "saturation 1.38" in line for line in lines)
+    assert any("100 upvotes" in line for line in lines)
+
+
+# --- invariants, over random profiles and entries ------------------------------------------
+
+WORDS = ["robot", "robots", "RL", "reward", "model", "models", "learning", "survey", "agent"]
+
+
+@st.composite
+def profiles(draw: st.DrawFn) -> Profile:
+    terms = draw(
+        st.dictionaries(
+            st.sampled_from([*WORDS, "reward model", "learn*", "rob*"]),
+            st.sampled_from([0.5, 1.0, 2.0, 3.0]),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    return profile(
+        terms,
+        exclude=draw(st.lists(st.sampled_from(["survey", "tool", "position paper"]), max_size=2)),
+        require=tuple(draw(st.lists(st.sampled_from(["robot", "RL", "agent"]), max_size=2))),
+        min_score=draw(st.sampled_from([0.0, 1.0, 2.5])),
+        max_entries=draw(st.integers(1, 6)),
+        max_per_feed=draw(st.sampled_from([None, 1, 2])),
+        popularity=draw(st.sampled_from([0.0, 1.0])),
+        freshness=draw(st.sampled_from([0.0, 0.5])),
+        authors=draw(st.sampled_from([{}, {"Ada": 2.0}])),
+        fields=draw(st.sampled_from([{}, {"title": 1.0, "authors": 1.0}, {"summary": 0.0}])),
+        name=draw(st.sampled_from(["a", "b"])),
+    )
+
+
+@st.composite
+def entry_lists(draw: st.DrawFn) -> list[Entry]:
+    day = timedelta(days=1)
+    words = st.lists(st.sampled_from([*WORDS, "tool", "the", "a", ","]), max_size=12)
+    return [
+        entry(
+            " ".join(draw(words)),
+            " ".join(draw(words)),
+            id=f"urn:test:{i}",
+            feeds=draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=2)),
+            published=draw(st.sampled_from([None, NOW, NOW - day])),
+            authors=draw(st.sampled_from([(), ("Ada",), ("Bob", "Ada")])),
+            upvotes=draw(st.sampled_from([None, 0, 3, 250])),
+        )
+        for i in range(draw(st.integers(0, 10)))
+    ]
+
+
+@given(entry_lists(), st.lists(profiles(), min_size=1, max_size=3), st.booleans())
+def test_explanations_sum_to_the_score_and_agree_with_the_fast_path(
+    entries: list[Entry], profs: list[Profile], with_statistics: bool
+) -> None:
+    collection = entries if with_statistics else None
+    ranker = KeywordRanker(profs, feed_weights={"a": 1.5, "b": 0.5}, collection=collection)
+    matrix = ranker.score_matrix(entries, profs)
+    for j, prof in enumerate(profs):
+        ranking = ranker.ranking(entries, prof)
+        everything = [*ranking.picks, *(x.pick for x in ranking.left_out)]
+        assert len(everything) == len(entries)
+        for pick in everything:
+            parts = [m.points for m in pick.matches] + [b.points for b in pick.boosts]
+            assert abs(sum(parts) - pick.score) <= 1e-6
+            row = next(i for i, e in enumerate(entries) if e.id == pick.entry.id)
+            assert abs(matrix[row, j] - pick.score) <= 1e-6
+        for pick in ranking.picks:
+            assert pick.score >= prof.min_score and pick.matches
+        assert len(ranking.picks) <= prof.max_entries
+        assert ranking.picks == tuple(ranker.rank(entries, prof))
+
+
+@given(entry_lists(), st.lists(profiles(), min_size=1, max_size=4))
+def test_ranking_many_profiles_at_once_equals_ranking_each_alone(
+    entries: list[Entry], profs: list[Profile]
+) -> None:
+    together = KeywordRanker(profs, collection=entries).rank_many(entries, profs)
+    alone = [KeywordRanker(collection=entries).rank(entries, p) for p in profs]
+    # a ranker that knows fewer terms reads the same: statistics are per term
+    assert [[(p.entry.id, p.score) for p in r] for r in together] == [
+        [(p.entry.id, p.score) for p in r] for r in alone
+    ]
+
+
+@given(entry_lists(), profiles(), st.data())
+def test_ranking_is_deterministic_and_independent_of_entry_and_feed_order(
+    entries: list[Entry], prof: Profile, data: st.DataObject
+) -> None:
+    weights = {"a": 2.0, "b": 1.0, "c": 0.5}
+    first = KeywordRanker(feed_weights=weights, collection=entries).rank(entries, prof)
+    shuffled = data.draw(st.permutations(entries))
+    reweighted = dict(data.draw(st.permutations(list(weights.items()))))
+    again = KeywordRanker(feed_weights=reweighted, collection=shuffled).rank(shuffled, prof)
+    assert again == first
+
+
+@given(entry_lists(), profiles())
+def test_no_pick_ever_contains_an_excluded_term_in_a_field_it_reads(
+    entries: list[Entry], prof: Profile
+) -> None:
+    ranker = KeywordRanker()
+    for pick in ranker.rank(entries, prof):
+        excluded, _ = ranker.explain(pick.entry, prof)
+        assert excluded is not None
+        reads = dict(prof.fields)
+        texts = [pick.entry.title] * (reads["title"] > 0) + [pick.entry.summary] * (
+            reads["summary"] > 0
+        )
+        for term in prof.exclude:
+            assert not any(term in text.lower().split() for text in texts)
+
+
+def test_two_spellings_of_one_term_count_once_at_the_higher_weight() -> None:
+    prof = profile({"agent": 3, "agents": 2, "Agent": 1})
+    pick = score(entry("Agents"), prof)
+    assert pick is not None
+    assert pick.matches == (Match("agent", "title", 6.0),)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from datetime import date
+from pathlib import Path
 
 import markdown
 import pytest
@@ -12,6 +13,7 @@ from factories import digest, entry, profile
 from hypothesis import given
 from hypothesis import strategies as st
 
+from digest.errors import TemplateError
 from digest.models import Entry, Pick, RenderedDigest
 from digest.rank import KeywordRanker
 from digest.render import TEXT_WIDTH, render, render_index
@@ -96,7 +98,7 @@ def test_text_lines_fit_78_columns_except_unbreakable_tokens() -> None:
         organisation="The Institute for Very Long Organisation Names",
     )
     prof = profile({w: 1 for w in words.split()})
-    picks = KeywordRanker().rank([e], prof, {"Daily Papers page one (RSS)": 1.25})
+    picks = KeywordRanker(feed_weights={"Daily Papers page one (RSS)": 1.25}).rank([e], prof)
     text = render(
         digest(
             picks,
@@ -151,7 +153,7 @@ def test_empty_digest_says_nothing_new() -> None:
 def test_picks_appear_in_rank_order_with_why_lines() -> None:
     prof = profile({"RL": 1, "agents": 2})
     entries = [entry("RL only"), entry("Agents and RL"), entry("Agents only"), entry("Unrelated")]
-    picks = KeywordRanker().rank(entries, prof, {})
+    picks = KeywordRanker().rank(entries, prof)
     rendered = render(digest(picks, considered=len(entries)))
     assert rendered.subject.endswith("3 new")
     expected = ["1. Agents and RL", "2. Agents only", "3. RL only"]
@@ -162,7 +164,7 @@ def test_picks_appear_in_rank_order_with_why_lines() -> None:
     ):
         positions = [part.find(line) for line in expected]
         assert -1 not in positions and positions == sorted(positions), part
-        assert "Why: RL (title), agents (title)" in part
+        assert "Why: agents (title), RL (title)" in part  # the term that counted most first
         assert "Unrelated" not in part
 
 
@@ -175,3 +177,20 @@ def test_index_lists_pages_in_the_order_given_newest_first() -> None:
     page = markdown.markdown(render_index("Papers", pages))
     assert hrefs(page) == ["2026-11-23.md", "2026-11-22.md", "2026-11-20.md"]
     assert re.findall(r"\d{4}-\d\d-\d\d</a> — (\d+) new", page) == ["3", "0", "12"]
+
+
+def test_a_users_templates_override_and_render_in_the_sandbox(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "digest.txt.j2").write_text("My digest: {{ picks|length }} picks\n")
+    one = digest([pick(entry("A paper", "about things"))])
+    rendered = render(one, mine)
+    assert rendered.text == "My digest: 1 picks\n"
+    assert "<html" in rendered.html, "templates the user lacks come from the built-in set"
+
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    escape = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+    (hostile / "digest.txt.j2").write_text(escape)
+    with pytest.raises(TemplateError, match="template digest.txt.j2"):
+        render(one, hostile)

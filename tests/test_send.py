@@ -33,7 +33,7 @@ def message(subject: str = "Papers — 2026-11-20: 3 new", to_name: str = "ada")
 
 
 def outgoing(msg: EmailMessage, name: str = "ada") -> Outgoing:
-    return Outgoing(msg, "<p>html</p>\n", "plain text\n", date(2026, 11, 20), name)
+    return Outgoing.of(msg, date(2026, 11, 20), name)
 
 
 def test_message_id_is_fixed_per_reader_and_date_on_the_senders_domain() -> None:
@@ -151,3 +151,42 @@ def test_file_mailer_writes_every_part_inside_the_output_folder(tmp_path: Path) 
     assert {Path(name).suffix for name in written} == {".eml", ".html", ".txt"}
     parsed = message_from_bytes(Path(target).read_bytes(), policy=policy.default)
     assert parsed["To"] == "ada <ada@example.org>"
+
+
+def test_list_headers_offer_unsubscribe_and_one_click_only_over_https() -> None:
+    plain = message()
+    assert plain["List-Id"] == "digest <digest.example.org>"
+    assert plain["List-Unsubscribe"] == (
+        "<mailto:digest@example.org?subject=unsubscribe%20ada%40example.org>"
+    )
+    assert plain["List-Unsubscribe-Post"] is None
+    kwargs = {
+        "sender": SENDER,
+        "to_name": "ada",
+        "to_address": "ada@example.org",
+        "subject": "s",
+        "text": "t",
+        "html": "<p>h</p>",
+        "msg_id": "<x@example.org>",
+        "now": NOW,
+        "list_name": "Morning papers",
+    }
+    https = compose(**kwargs, unsubscribe_url="https://example.org/unsubscribe")  # type: ignore[arg-type]
+    assert https["List-Id"] == "Morning papers <morning-papers.example.org>"
+    assert https["List-Unsubscribe"].startswith("<https://example.org/unsubscribe>, <mailto:")
+    assert https["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    http = compose(**kwargs, unsubscribe_url="http://example.org/u")  # type: ignore[arg-type]
+    assert http["List-Unsubscribe-Post"] is None
+
+
+def test_a_long_or_tricky_to_name_never_changes_the_recipient() -> None:
+    for name in (
+        "x" * 64 + " <evil@x.example>",
+        'Ada "the" [admin], Lovelace' * 3,
+        "a\r\nBcc: e@x",
+    ):
+        raw = message(to_name=name).as_bytes()
+        parsed = message_from_bytes(raw, policy=policy.default)
+        (address,) = parsed["To"].addresses
+        assert address.addr_spec == "ada@example.org", name
+        assert parsed["Bcc"] is None

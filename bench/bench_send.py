@@ -1,0 +1,122 @@
+"""Digests delivered per second to a local aiosmtpd sink, against a raw asyncio client.
+
+    python bench/bench_send.py [--messages 1000] [--connections 4] [--repeats 3]
+
+digest's path is the real one: each digest is stored in the outbox (SQLite, WAL) as pending,
+sent over `connections` persistent aiosmtplib connections, and marked sent. The ceiling is
+../shared/peer-bench's hand-written raw asyncio SMTP client sending the same bytes over the
+same number of connections to the same sink, in the same run. Target: >= 60 % of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from _data import NOW, digest, peer_bench
+
+peer_bench()
+import _common as peers  # noqa: E402  (../shared/peer-bench)
+from bench_smtp import flatten, raw_pool  # noqa: E402
+
+from digest.config import load_config  # noqa: E402
+from digest.models import Delivery  # noqa: E402
+from digest.pipeline import _Queued, _send_all  # noqa: E402
+from digest.render import render  # noqa: E402
+from digest.send import Outgoing, compose, message_id  # noqa: E402
+from digest.state import Store  # noqa: E402
+
+SENDER = "Morning papers <digest@bench.invalid>"
+
+
+def build(n: int) -> list[Outgoing]:
+    """n real digests (30 entries each, ~50 KB on the wire), one per subscriber."""
+    out = []
+    for i in range(n):
+        d = digest(30, f"subscriber{i}", offset=i)
+        r = render(d)
+        message = compose(
+            sender=SENDER,
+            to_name=f"subscriber{i}",
+            to_address=f"subscriber{i}@bench.invalid",
+            subject=r.subject,
+            text=r.text,
+            html=r.html,
+            msg_id=message_id(d.reader.key, "2026-11-23", SENDER),
+            now=NOW,
+        )
+        out.append(Outgoing.of(message, NOW.date(), f"subscriber{i}"))
+    return out
+
+
+def digest_run(outgoing: list[Outgoing], port: int, connections: int, work: Path) -> None:
+    config_path = work / "bench.toml"
+    config_path.write_text(
+        f'[digest]\nstate = "state.sqlite"\n[smtp]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'security = "none"\nfrom = "{SENDER}"\nconnections = {connections}\n'
+        '[[feeds]]\nname = "x"\nurl = "x.xml"\n'
+    )
+    (work / "state.sqlite").unlink(missing_ok=True)
+    config = load_config(config_path)
+    with Store.open(config.settings.state) as store:
+        queue = []
+        for o in outgoing:
+            key = f"subscriber:{o.name}"
+            pending = Delivery(key, o.local_date, "pending", None, (), NOW, NOW)
+            store.record_delivery(replace(pending, message=o.raw))
+            queue.append(_Queued(key, o, 30, 0))
+        reports = asyncio.run(_send_all(config, store, queue))
+    failed = [r for r in reports if r.outcome != "sent"]
+    if failed:
+        raise SystemExit(f"bench_send: {len(failed)} failed, e.g. {failed[0]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=1000)
+    ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args()
+    outgoing = build(a.messages)
+    blobs = [(o.recipients[0].encode(), flatten_raw(o.raw)) for o in outgoing]
+    size = statistics.mean(len(o.raw) for o in outgoing) / 1000
+    times: dict[str, list[float]] = {"digest": [], "raw": []}
+    with peers.SmtpSink() as sink, tempfile.TemporaryDirectory() as tmp:
+        for _ in range(a.repeats):
+            for name, fn in (
+                ("digest", lambda: digest_run(outgoing, sink.port, a.connections, Path(tmp))),
+                ("raw", lambda: asyncio.run(raw_pool(blobs, sink.port, a.connections))),
+            ):
+                before = sink.stats()["messages"]
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+                got = sink.stats()["messages"] - before
+                if got != a.messages:
+                    raise SystemExit(f"bench_send: {name} delivered {got} of {a.messages}")
+    ours = a.messages / statistics.median(times["digest"])
+    limit = a.messages / statistics.median(times["raw"])
+    print(f"{a.messages} digests, {size:.0f} KB each, {a.connections} connections, sink on 127.0.0.1")
+    for name, ts in times.items():
+        rate = a.messages / statistics.median(ts)
+        print(f"  {name:7s} median {statistics.median(ts):.2f} s  {rate:,.0f} msgs/s  runs {ts}")
+    print(
+        f"RESULT send: {ours:,.0f} digests/s through the outbox, {ours / limit:.0%} of the raw "
+        f"client's {limit:,.0f}/s (target 60 %)"
+    )
+
+
+def flatten_raw(raw: bytes) -> bytes:
+    """The peer's flatten() takes an EmailMessage; ours is already bytes."""
+    from email import message_from_bytes, policy
+
+    return flatten(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()
