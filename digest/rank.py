@@ -24,11 +24,13 @@ How a score is made (the README's "Reading a digest's why line" says the same fo
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Protocol, cast
 
 import ahocorasick
@@ -124,6 +126,7 @@ def stem(word: str) -> str:
     return w
 
 
+@lru_cache(maxsize=65536)
 def compile_term(term: str) -> tuple[str, ...]:
     """The automaton keys of a profile term; the first is the term's identity.
 
@@ -232,15 +235,52 @@ def _where(matches: list[Match]) -> str:
 
 # --- matching ----------------------------------------------------------------------------
 
+_Floats = npt.NDArray[np.float64]
+_Bools = npt.NDArray[np.bool_]
+_Ints = npt.NDArray[np.int64]
+#: entries read in one automaton pass; profiles scored together; cells computed at once
+_READ_BATCH = 2048
+_PROFILE_BLOCK = 1024
+#: rows searched together for a profile's best (see _select_block)
+_RUN = 64
+_CELLS = 1 << 20
+_EMPTY = np.zeros(0, dtype=np.int64)
+
 
 @dataclass(frozen=True, slots=True)
 class _Analysis:
-    """What the automaton found in one entry: statistics-free, reusable by every profile."""
+    """What the automaton found in one entry: statistics-free, reusable by every profile.
 
-    #: term id → ((field index, count), ...)
-    hits: Mapping[int, tuple[tuple[int, int], ...]]
+    One element per (term, field) found, by term id then field: the term id, the field
+    index (_FOLLOW for a followed name) and the number of occurrences."""
+
+    terms: _Ints
+    fields: _Ints
+    counts: _Ints
     #: tokens per field, in FIELDS order
     lengths: tuple[int, ...]
+
+    def hits(self) -> dict[int, list[tuple[int, int]]]:
+        """term id → [(field index, count), …]"""
+        found: dict[int, list[tuple[int, int]]] = {}
+        for tid, field, count in zip(
+            self.terms.tolist(), self.fields.tolist(), self.counts.tolist(), strict=True
+        ):
+            if tid in found:
+                found[tid].append((field, count))
+            else:
+                found[tid] = [(field, count)]
+        return found
+
+
+class _Stems(dict[str, str]):
+    """token as written → its stem, learnt on first sight."""
+
+    def __missing__(self, token: str) -> str:
+        if len(self) > 500_000:  # a long-running scheduler must not grow without bound
+            self.clear()
+        result = self[token] = stem(token.lower())
+        return result
 
 
 class _Vocabulary:
@@ -255,7 +295,7 @@ class _Vocabulary:
         self._needs_lower = False
         self._needs_case = False
         self._follows: dict[str, int] = {}
-        self._stems: dict[str, str] = {}
+        self._stems = _Stems()
 
     def term(self, text: str) -> int:
         keys = compile_term(text)
@@ -282,48 +322,79 @@ class _Vocabulary:
     def size(self) -> int:
         return len(self.ids)
 
-    def analyse(self, entry: Entry) -> _Analysis:
+    def analyse(self, entries: Sequence[Entry]) -> list[_Analysis]:
+        """Read the entries, in one automaton pass per batch."""
+        found: list[_Analysis] = []
+        for start in range(0, len(entries), _READ_BATCH):
+            found += self._analyse(entries[start : start + _READ_BATCH])
+        return found
+
+    def _analyse(self, entries: Sequence[Entry]) -> list[_Analysis]:
         automaton = self._built()
-        texts = (
-            entry.title,
-            entry.summary,
-            " ; ".join(entry.authors),
-            entry.organisation or "",
-            " ; ".join(entry.categories),
-        )
-        hits: dict[int, list[tuple[int, int]]] = {}
-        lengths = []
-        for field, text in enumerate(texts):
-            tokens = _TOKEN.findall(text)
-            lengths.append(len(tokens))
-            if not tokens or automaton is None:
-                continue
-            counts: dict[int, int] = {}
-            for _end, tid in automaton.iter(self._streams(tokens)):
-                counts[tid] = counts.get(tid, 0) + 1
-            for tid, n in counts.items():
-                hits.setdefault(tid, []).append((field, n))
-        for field, names in ((2, entry.authors), (3, (entry.organisation or "",))):
-            for name in names:
-                tid = self._follows.get(follow_key(FIELDS[field], name))
-                if tid is not None and tid not in hits:
-                    hits[tid] = [(_FOLLOW, 1)]
-        return _Analysis({tid: tuple(h) for tid, h in hits.items()}, tuple(lengths))
+        nfields = len(FIELDS)
+        streams: list[str] = []
+        owners: list[int] = []  # entry × field of each stream
+        lengths: list[tuple[int, ...]] = []
+        for i, entry in enumerate(entries):
+            texts = (
+                entry.title,
+                entry.summary,
+                " ; ".join(entry.authors),
+                entry.organisation or "",
+                " ; ".join(entry.categories),
+            )
+            sizes = []
+            for field, text in enumerate(texts):
+                tokens = _TOKEN.findall(text)
+                sizes.append(len(tokens))
+                if tokens:
+                    streams.append(self._streams(tokens))
+                    owners.append(i * nfields + field)
+            lengths.append(tuple(sizes))
+        size = max(self.size, 1)
+        if automaton is not None and streams:
+            # one pass over every stream, joined by a separator no key contains
+            text = "\x1d".join(streams)
+            ends = np.cumsum(np.fromiter(map(len, streams), dtype=np.int64) + 1)
+            flat = np.fromiter(
+                itertools.chain.from_iterable(automaton.iter(text)), dtype=np.int64
+            ).reshape(-1, 2)
+            segment = np.searchsorted(ends, flat[:, 0], side="right")
+            owner = np.asarray(owners, dtype=np.int64)[segment]
+            # entry, then term, then field: an entry's hits of one term sit together
+            entry_of, field_of = np.divmod(owner, nfields)
+            cell = (entry_of * size + flat[:, 1]) * nfields + field_of
+            cells, counts = np.unique(cell, return_counts=True)
+        else:
+            cells = counts = _EMPTY
+        owned, fields = np.divmod(cells, nfields)
+        entry_of, tids = np.divmod(owned, size)
+        bounds = np.searchsorted(entry_of, np.arange(len(entries) + 1))
+        result = []
+        for i, entry in enumerate(entries):
+            a, b = bounds[i], bounds[i + 1]
+            terms, where, count = tids[a:b], fields[a:b], counts[a:b]
+            followed = self._followed(entry) if self._follows else []
+            if followed:  # ids of followed names come after every term's
+                terms = np.concatenate([terms, np.asarray(followed, dtype=np.int64)])
+                where = np.concatenate([where, np.full(len(followed), _FOLLOW)])
+                count = np.concatenate([count, np.ones(len(followed), dtype=np.int64)])
+            result.append(_Analysis(terms, where, count, lengths[i]))
+        return result
+
+    def _followed(self, entry: Entry) -> list[int]:
+        names = [follow_key("authors", n) for n in entry.authors]
+        if entry.organisation:
+            names.append(follow_key("organisation", entry.organisation))
+        return sorted({self._follows[n] for n in names if n in self._follows})
 
     def _streams(self, tokens: list[str]) -> str:
-        stems = self._stems
-        if len(stems) > 500_000:  # a long-running scheduler must not grow without bound
-            stems.clear()
-        parts = [_STEMS, _STEMS.join([stems.get(t) or self._stem(t) for t in tokens]), _STEMS]
+        parts = [_STEMS, _STEMS.join(map(self._stems.__getitem__, tokens)), _STEMS]
         if self._needs_lower:
             parts += [_LOWER, _LOWER.join([t.lower() for t in tokens]), _LOWER]
         if self._needs_case:
             parts += [_CASE, _CASE.join(tokens), _CASE]
         return "".join(parts)
-
-    def _stem(self, token: str) -> str:
-        result = self._stems[token] = stem(token.lower())
-        return result
 
     def _built(self) -> ahocorasick.Automaton | None:
         if self._automaton is None and self._keys:
@@ -351,18 +422,16 @@ class _Profile:
     follows: tuple[tuple[str, int, float, Field], ...]
     #: field weights in FIELDS order
     reads: tuple[float, ...]
+    #: every term id that can add points
+    scoring: frozenset[int]
 
 
 @dataclass(frozen=True, slots=True)
 class _Row:
-    """One entry under this ranker's statistics, feed weights and clock."""
+    """One entry under this ranker's feed weights and clock."""
 
     entry: Entry
     analysis: _Analysis
-    #: parallel arrays over the entry's hits: term id, field index, rarity × saturation
-    terms: npt.NDArray[np.int64]
-    fields: npt.NDArray[np.int64]
-    base: npt.NDArray[np.float64]
     feed_weight: float
     #: 0 to 1: how much of a profile's popularity and freshness points this entry earns
     popularity: float
@@ -393,6 +462,10 @@ class KeywordRanker:
         self._now = now
         self._analyses: dict[Entry, _Analysis] = {}
         self._rows: dict[Entry, _Row] = {}
+        self._hits: dict[Entry, dict[int, list[tuple[int, int]]]] = {}
+        self._indexes: dict[Entry, _HitIndex] = {}
+        self._rarity: list[float] = []
+        self._averages: list[float | None] = []
         self._collection = collection if isinstance(collection, Collection) else NO_STATISTICS
         self._collection_entries: Sequence[Entry] | None = None
         for profile in profiles:
@@ -410,8 +483,13 @@ class KeywordRanker:
         """The profile's picks, best first."""
         return self.rank_many(entries, [profile])[0]
 
-    def rank_many(self, entries: Sequence[Entry], profiles: Sequence[Profile]) -> list[list[Pick]]:
-        """Each profile's picks over the same entries, all scored in one pass."""
+    def rank_many(
+        self, entries: Sequence[Entry], profiles: Sequence[Profile], *, explained: bool = True
+    ) -> list[list[Pick]]:
+        """Each profile's picks over the same entries, all scored in one pass.
+
+        `explained=False`: the picks carry their score but no matches or boosts, for a caller
+        that shows no reasons (building them is most of the cost for many profiles)."""
         compiled = [self._compiled(p) for p in profiles]
         rows = self._rows_for(entries)
         order = _tiebreak(rows)
@@ -419,9 +497,18 @@ class KeywordRanker:
         for start in range(0, len(compiled), _PROFILE_BLOCK):
             block = compiled[start : start + _PROFILE_BLOCK]
             scores = self._scores(rows, block)
-            for j, prof in enumerate(block):
-                picks, _ = _select(rows, prof.profile, scores.column(j), order)
-                result.append([self._pick(rows[i], prof, float(scores.total[i, j])) for i in picks])
+            for j, picks in enumerate(_select_block(rows, block, scores, order)):
+                prof = block[j]
+                total = scores.total[:, j]
+                if explained:
+                    result.append([self._pick(rows[i], prof, float(total[i])) for i in picks])
+                else:
+                    result.append(
+                        [
+                            Pick(rows[i].entry, float(total[i]), (), rows[i].feed_weight)
+                            for i in picks
+                        ]
+                    )
         return result
 
     def score_matrix(self, entries: Sequence[Entry], profiles: Sequence[Profile]) -> _Floats:
@@ -456,9 +543,9 @@ class KeywordRanker:
         """The entry's pick (None when excluded or without a required term) and its breakdown,
         before min_score and max_entries are applied."""
         compiled = self._compiled(profile)
-        row = self._row(entry)
+        row = self._rows_for([entry])[0]
         pick = self._pick(row, compiled, None)
-        hits = row.analysis.hits
+        hits = self._hit_map(row)
         if any(_read(hits.get(tid, ()), compiled.reads) for _, tid in compiled.exclude):
             return None, pick
         if compiled.require and not any(
@@ -469,19 +556,27 @@ class KeywordRanker:
 
     def statistics(self, entries: Iterable[Entry]) -> Collection:
         """Document frequencies of every term the profiles use, and average field lengths."""
-        documents = 0
+        analyses = self._analyses_for(list({e.id: e for e in entries}.values()))
         frequency: dict[int, int] = {}
         normalised = [FIELDS.index(f) for f in NORMALISED]
         totals = [0] * len(normalised)
-        for entry in {e.id: e for e in entries}.values():
-            analysis = self._analysis(entry)
-            documents += 1
-            for tid, hits in analysis.hits.items():
-                if any(f != _FOLLOW for f, _ in hits):
-                    frequency[tid] = frequency.get(tid, 0) + 1
-            for k, f in enumerate(normalised):
-                totals[k] += analysis.lengths[f]
+        if analyses:
+            size = max(self._vocabulary.size, 1)
+            # an entry's hits are by term id, then field: a term's fields sit together
+            pairs = np.concatenate(
+                [i * size + a.terms[a.fields != _FOLLOW] for i, a in enumerate(analyses)] + [_EMPTY]
+            )
+            first = np.ones(len(pairs), dtype=bool)
+            first[1:] = pairs[1:] != pairs[:-1]
+            distinct = pairs[first] % size
+            counts = np.bincount(distinct, minlength=size)
+            ids = np.flatnonzero(counts)
+            frequency = dict(zip(ids.tolist(), counts[ids].tolist(), strict=True))
+            for a in analyses:
+                for k, f in enumerate(normalised):
+                    totals[k] += a.lengths[f]
         keys = self._vocabulary.keys
+        documents = len(analyses)
         return Collection(
             documents=documents,
             document_frequency={keys[tid]: n for tid, n in frequency.items()},
@@ -517,55 +612,41 @@ class KeywordRanker:
             require=tuple((t, vocabulary.term(t)) for t in profile.require),
             follows=tuple(cast(list[tuple[str, int, float, Field]], follows)),
             reads=tuple(reads.get(f, 0.0) for f in FIELDS),
+            scoring=frozenset(keywords) | {tid for _, tid, _, _ in follows},
         )
         self._profiles[profile] = compiled
         if vocabulary.size != before:  # new terms: what was read before is incomplete
             self._analyses.clear()
             self._rows.clear()
+            self._hits.clear()
+            self._indexes.clear()
+            self._rarity = []
             if self._collection_entries is not None:
                 self._collection = self.statistics(self._collection_entries)
         return compiled
 
-    def _analysis(self, entry: Entry) -> _Analysis:
-        analysis = self._analyses.get(entry)
-        if analysis is None:
-            analysis = self._analyses[entry] = self._vocabulary.analyse(entry)
-        return analysis
+    def _analyses_for(self, entries: Sequence[Entry]) -> list[_Analysis]:
+        missing = [e for e in entries if e not in self._analyses]
+        for entry, analysis in zip(missing, self._vocabulary.analyse(missing), strict=True):
+            self._analyses[entry] = analysis
+        return [self._analyses[e] for e in entries]
 
     def _rows_for(self, entries: Sequence[Entry]) -> list[_Row]:
-        unique = {e.id: e for e in entries}  # the same id twice is ranked once
-        return [self._row(e) for e in unique.values()]
+        unique = list({e.id: e for e in entries}.values())  # the same id twice counts once
+        self._analyses_for([e for e in unique if e not in self._rows])
+        return [self._row(e) for e in unique]
 
     def _row(self, entry: Entry) -> _Row:
         row = self._rows.get(entry)
         if row is not None:
             return row
-        analysis = self._analysis(entry)
-        stats = self._collection
-        keys = self._vocabulary.keys
-        terms: list[int] = []
-        fields: list[int] = []
-        base: list[float] = []
-        for tid, hits in analysis.hits.items():
-            rare = rarity(stats.documents, stats.document_frequency.get(keys[tid], 0))
-            for field, count in hits:
-                terms.append(tid)
-                fields.append(field)
-                if field == _FOLLOW:
-                    base.append(1.0)
-                else:
-                    length = analysis.lengths[field]
-                    base.append(rare * saturation(count, length, _average(stats, FIELDS[field])))
         upvotes = entry.upvotes or 0
         age = max(
             timedelta(0), (self._now or entry.first_seen) - (entry.published or entry.first_seen)
         )
         row = _Row(
             entry=entry,
-            analysis=analysis,
-            terms=np.asarray(terms, dtype=np.int64),
-            fields=np.asarray(fields, dtype=np.int64),
-            base=np.asarray(base, dtype=np.float64),
+            analysis=self._analyses[entry],
             feed_weight=max((self._feed_weights.get(f, 1.0) for f in entry.feeds), default=1.0),
             popularity=min(1.0, math.log1p(upvotes) / math.log1p(UPVOTES_FULL))
             if upvotes > 0
@@ -575,6 +656,48 @@ class KeywordRanker:
         )
         self._rows[entry] = row
         return row
+
+    def _hit_map(self, row: _Row) -> dict[int, list[tuple[int, int]]]:
+        hits = self._hits.get(row.entry)
+        if hits is None:
+            hits = self._hits[row.entry] = row.analysis.hits()
+        return hits
+
+    def _hit_index(self, row: _Row) -> _HitIndex:
+        index = self._indexes.get(row.entry)
+        if index is None:
+            index = self._indexes[row.entry] = _HitIndex.of(row.analysis)
+        return index
+
+    def _rarities(self) -> _Floats:
+        """Each term id's rarity under the collection's statistics."""
+        return np.asarray(self._factors()[0])
+
+    def _factors(self) -> tuple[list[float], list[float | None]]:
+        """Each term id's rarity, and each field's average length (None: not normalised)."""
+        if len(self._rarity) != self._vocabulary.size:
+            stats = self._collection
+            frequency = stats.document_frequency
+            self._rarity = [
+                rarity(stats.documents, frequency.get(key, 0)) for key in self._vocabulary.keys
+            ]
+            self._averages = [_average(stats, field) for field in FIELDS]
+        return self._rarity, self._averages
+
+    def _base(self, hits: _Hits) -> _Floats:
+        """rarity × saturation of each hit (1 for a followed name)."""
+        stats = self._collection
+        averages = np.zeros(len(FIELDS) + 1)
+        for field in NORMALISED:
+            averages[FIELDS.index(field)] = stats.average_length.get(field) or 0.0
+        average = averages[hits.field]
+        norm = np.ones(len(hits.field))
+        some = average > 0
+        norm[some] = 1.0 - B + B * hits.length[some] / average[some]
+        count = hits.count.astype(np.float64)
+        base = self._rarities()[hits.term] * (count * (K1 + 1.0) / (count + K1 * norm))
+        base[hits.field == _FOLLOW] = 1.0
+        return base
 
     def _scores(self, rows: Sequence[_Row], profiles: Sequence[_Profile]) -> _Scores:
         """Every profile's scores of every row, from the rows' hits in a few array operations."""
@@ -596,56 +719,69 @@ class KeywordRanker:
         for j, p in enumerate(profiles):
             reads[: len(FIELDS), j] = p.reads
         reading = (reads > 0).astype(np.float64)
-        relevance = np.zeros((n, m))
-        excluded = np.zeros((n, m), dtype=bool)
-        required = np.zeros((n, m), dtype=bool)
+        total = np.empty((n, m))
+        # without exclude or require terms in the block, these are views of one row
+        excluded = np.zeros((n, m) if excluding else (1, m), dtype=bool)
+        required = np.zeros((n, m) if requiring else (1, m), dtype=bool)
+        feed_weight = np.asarray([r.feed_weight for r in rows])
+        popularity = np.asarray([p.profile.popularity for p in profiles])
+        freshness = np.asarray([p.profile.freshness for p in profiles])
+        boosted = bool(popularity.any() or freshness.any())
         step = max(1, _CELLS // max(m, 1))
-        for start in range(0, n, step):
+        for start in range(0, n, step):  # each step on a block that stays in cache
             part = rows[start : start + step]
             stop = start + len(part)
             hits = _Hits.of(part)
-            relevance[start:stop] = weighted.spread(hits, reads, m, with_base=True)
+            cells = weighted.spread(hits, reads, m, self._base(hits))
+            cells *= feed_weight[start:stop, None]
+            if boosted:
+                boosts = np.outer([r.popularity for r in part], popularity)
+                boosts += np.outer([r.freshness for r in part], freshness)
+                cells += np.where(cells > 0, boosts, 0.0)
+            np.round(cells, 6, out=cells)
+            total[start:stop] = cells
             if excluding:
                 excluded[start:stop] = excluding.spread(hits, reading, m) > 0
             if requiring:
                 required[start:stop] = requiring.spread(hits, reading, m) > 0
-        relevance *= np.asarray([r.feed_weight for r in rows])[:, None]
-        total = relevance.copy()
-        popularity = np.asarray([p.profile.popularity for p in profiles])
-        freshness = np.asarray([p.profile.freshness for p in profiles])
-        if popularity.any() or freshness.any():
-            boosts = np.outer([r.popularity for r in rows], popularity)
-            boosts += np.outer([r.freshness for r in rows], freshness)
-            total += np.where(relevance > 0, boosts, 0.0)
-        np.round(total, 6, out=total)
         requires = np.asarray([bool(p.require) for p in profiles])
-        return _Scores(total, relevance, excluded, required | ~requires[None, :])
+        return _Scores(
+            total,
+            np.broadcast_to(excluded, (n, m)),
+            np.broadcast_to(required | ~requires[None, :], (n, m)),
+            bool(excluding),
+            bool(requiring),
+        )
 
     def _pick(self, row: _Row, compiled: _Profile, total: float | None) -> Pick:
         """Every contribution of the entry for the profile; `total`: the score already
         computed for it (None: their sum)."""
-        hits = row.analysis.hits
+        index = self._hit_index(row)
         weight = row.feed_weight
-        stats = self._collection
-        keys = self._vocabulary.keys
         reads = compiled.reads
         matches: list[Match] = []
-        for term, tid, w in compiled.keywords:
-            found = hits.get(tid)
-            if not found:
-                continue
-            rare = rarity(stats.documents, stats.document_frequency.get(keys[tid], 0))
-            for field, count in found:
-                if field == _FOLLOW or reads[field] <= 0:
+        first = index.first
+        found = first.keys() & compiled.scoring
+        if found:
+            rarities, averages = self._factors()
+            lengths = row.analysis.lengths
+            terms, fields, counts = index.terms, index.fields, index.counts
+            for term, tid, w in compiled.keywords:
+                if tid not in found:
                     continue
-                name = FIELDS[field]
-                sat = saturation(count, row.analysis.lengths[field], _average(stats, name))
-                matches.append(
-                    Match(term, name, w * reads[field] * rare * sat * weight, count, rare, sat)
-                )
-        for followed, tid, w, where in compiled.follows:
-            if tid in hits:
-                matches.append(Match(followed, where, w * weight, follow=True))
+                rare = rarities[tid]
+                i = first[tid]
+                while i < len(terms) and terms[i] == tid:
+                    field, count = fields[i], counts[i]
+                    i += 1
+                    if field == _FOLLOW or reads[field] <= 0:
+                        continue
+                    sat = saturation(count, lengths[field], averages[field])
+                    points = w * reads[field] * rare * sat * weight
+                    matches.append(Match(term, FIELDS[field], points, count, rare, sat))
+            for followed, tid, w, where in compiled.follows:
+                if tid in found:
+                    matches.append(Match(followed, where, w * weight, follow=True))
         boosts: list[Boost] = []
         profile = compiled.profile
         if matches:
@@ -661,7 +797,7 @@ class KeywordRanker:
     def _reason(self, row: _Row, compiled: _Profile, pick: Pick, scores: _Column, i: int) -> str:
         profile = compiled.profile
         if scores.excluded[i]:
-            hits = row.analysis.hits
+            hits = self._hit_map(row)
             terms = [t for t, tid in compiled.exclude if _read(hits.get(tid, ()), compiled.reads)]
             return "excluded by " + ", ".join(f'"{t}"' for t in terms)
         if not pick.matches:
@@ -671,12 +807,21 @@ class KeywordRanker:
         return f"below min_score {profile.min_score:g}"
 
 
-_Floats = npt.NDArray[np.float64]
-_Bools = npt.NDArray[np.bool_]
-_Ints = npt.NDArray[np.int64]
-#: profiles scored together, and cells of an entries × profiles block computed at once
-_PROFILE_BLOCK = 1024
-_CELLS = 1 << 20
+@dataclass(frozen=True, slots=True)
+class _HitIndex:
+    """An entry's hits as lists, and where each term's start: quick to look terms up in."""
+
+    first: dict[int, int]
+    terms: list[int]
+    fields: list[int]
+    counts: list[int]
+
+    @classmethod
+    def of(cls, analysis: _Analysis) -> _HitIndex:
+        terms = analysis.terms.tolist()
+        # reversed, so that the first position of each term is the one kept
+        first = dict(zip(reversed(terms), range(len(terms) - 1, -1, -1), strict=True))
+        return cls(first, terms, analysis.fields.tolist(), analysis.counts.tolist())
 
 
 @dataclass(frozen=True, slots=True)
@@ -684,48 +829,51 @@ class _Column:
     """One profile's scores of every row."""
 
     total: _Floats
-    relevance: _Floats
     excluded: _Bools
     required: _Bools
 
 
 @dataclass(frozen=True, slots=True)
 class _Scores:
-    """Entries × profiles: the score, the part from terms, and the exclude / require tests."""
+    """Entries × profiles: the score (0: nothing matched), and the exclude / require tests."""
 
     total: _Floats
-    relevance: _Floats
     excluded: _Bools
     #: True when the profile requires nothing, or a required term is there
     required: _Bools
+    #: whether any profile of the block excludes, or requires, anything
+    excluding: bool = True
+    requiring: bool = True
 
     def column(self, j: int) -> _Column:
-        return _Column(
-            self.total[:, j], self.relevance[:, j], self.excluded[:, j], self.required[:, j]
-        )
+        return _Column(self.total[:, j], self.excluded[:, j], self.required[:, j])
 
 
 @dataclass(frozen=True, slots=True)
 class _Hits:
-    """The hits of a run of rows, flattened: for each, its row, term, field and base."""
+    """The hits of a run of rows, flattened: for each, its row, term, field, count and the
+    length of its field."""
 
     rows: int
     row: _Ints
     term: _Ints
     field: _Ints
-    base: _Floats
+    count: _Ints
+    length: _Ints
 
     @classmethod
     def of(cls, rows: Sequence[_Row]) -> _Hits:
-        if not rows:
-            empty = np.zeros(0, dtype=np.int64)
-            return cls(0, empty, empty, empty, np.zeros(0))
+        analyses = [r.analysis for r in rows]
+        row = np.repeat(np.arange(len(rows)), [len(a.terms) for a in analyses])
+        field = np.concatenate([a.fields for a in analyses] + [_EMPTY])
+        lengths = np.asarray([a.lengths + (0,) for a in analyses], dtype=np.int64)
         return cls(
             len(rows),
-            np.repeat(np.arange(len(rows)), [len(r.terms) for r in rows]),
-            np.concatenate([r.terms for r in rows]),
-            np.concatenate([r.fields for r in rows]),
-            np.concatenate([r.base for r in rows]),
+            row,
+            np.concatenate([a.terms for a in analyses] + [_EMPTY]),
+            field,
+            np.concatenate([a.counts for a in analyses] + [_EMPTY]),
+            lengths[row, field] if len(row) else _EMPTY,
         )
 
 
@@ -742,7 +890,7 @@ class _Owners:
     def __bool__(self) -> bool:
         return len(self.profiles) > 0
 
-    def spread(self, hits: _Hits, reads: _Floats, m: int, *, with_base: bool = False) -> _Floats:
+    def spread(self, hits: _Hits, reads: _Floats, m: int, base: _Floats | None = None) -> _Floats:
         """Σ over hits of owner weight × field weight (× base), per row and profile."""
         if not self or len(hits.term) == 0:
             return np.zeros((hits.rows, m))
@@ -752,10 +900,74 @@ class _Owners:
         owner = first[hit] + np.arange(len(hit)) - np.repeat(np.cumsum(counts) - counts, counts)
         profile = self.profiles[owner]
         value = self.weights[owner] * reads[hits.field[hit], profile]
-        if with_base:
-            value *= hits.base[hit]
+        if base is not None:
+            value *= base[hit]
         cells = np.bincount(hits.row[hit] * m + profile, weights=value, minlength=hits.rows * m)
         return cells.reshape(hits.rows, m).astype(np.float64, copy=False)
+
+
+def _select_block(
+    rows: Sequence[_Row], profiles: Sequence[_Profile], scores: _Scores, order: _Ints
+) -> list[list[int]]:
+    """Each profile's picks, for every profile of the block at once.
+
+    Rows go in runs of _RUN; the top k rows of a profile lie in its k runs with the highest
+    maxima, so only those are searched. Profiles with max_per_feed go the exact way
+    (_select); so do ties across the cut, among the rows that share the last score."""
+    n, m = scores.total.shape
+    if n == 0:
+        return [[] for _ in profiles]
+    # eligible: matched something (> 0), at least min_score, not excluded, not lacking
+    threshold = np.maximum([p.profile.min_score for p in profiles], np.nextafter(0.0, 1.0))
+    out = scores.total < threshold[None, :]
+    if scores.excluding:
+        out |= scores.excluded
+    if scores.requiring:
+        out |= ~scores.required
+    masked = scores.total  # picks keep their scores; the rest are no longer needed
+    np.copyto(masked, -1.0, where=out)
+    full, tail = divmod(n, _RUN)
+    runs = full + (tail > 0)
+    maxima = masked[: full * _RUN].reshape(full, _RUN, m).max(axis=1)
+    if tail:
+        maxima = np.vstack([maxima, masked[full * _RUN :].max(axis=0)])
+    limits = np.asarray([min(p.profile.max_entries, n) for p in profiles])
+    k = int(limits.max())
+    best = min(k, runs)
+    maxima = np.ascontiguousarray(maxima.T)  # profiles × runs, small
+    chosen = np.argpartition(maxima, runs - best, axis=1)[:, runs - best :]
+    # profiles × candidate rows: every row of each chosen run
+    candidates = (chosen[:, :, None] * _RUN + np.arange(_RUN)[None, None, :]).reshape(m, -1)
+    outside = candidates >= n  # the last run is short
+    candidates[outside] = n - 1
+    values = masked[candidates, np.arange(m)[:, None]]
+    values[outside] = -np.inf
+    width = candidates.shape[1]
+    keep = min(k, width)
+    top = np.argpartition(values, width - keep, axis=1)[:, width - keep :]
+    top_rows = np.take_along_axis(candidates, top, axis=1)
+    top_values = np.take_along_axis(values, top, axis=1)
+    ranked = np.lexsort((order[top_rows], -top_values), axis=1)
+    top_rows = np.take_along_axis(top_rows, ranked, axis=1)
+    top_values = np.take_along_axis(top_values, ranked, axis=1)
+    last = top_values[np.arange(m), limits - 1]
+    # a tie across the cut: more rows share the last wanted score than the top holds; rows
+    # outside the chosen runs can only tie when more runs reach that score than were chosen
+    beyond = (maxima >= last[:, None]).sum(axis=1) > best
+    ties = (last > 0) & (beyond | ((values >= last[:, None]).sum(axis=1) > limits))
+    picks: list[list[int]] = []
+    for j, prof in enumerate(profiles):
+        limit = int(limits[j])
+        if prof.profile.max_per_feed is not None:
+            picks.append(_select(rows, prof.profile, scores.column(j), order)[0])
+        elif ties[j]:
+            column = masked[:, j]
+            tied = np.flatnonzero(column >= last[j])
+            tied = tied[np.lexsort((order[tied], -column[tied]))]
+            picks.append(tied[:limit].tolist())
+        else:
+            picks.append(top_rows[j, :limit][top_values[j, :limit] > 0].tolist())
+    return picks
 
 
 def _select(
@@ -764,7 +976,7 @@ def _select(
     """The picks' row indices, best first, and (with `reasons`) why each other row that
     passed min_score was cut."""
     total = scores.total
-    eligible = (scores.relevance > 0) & ~scores.excluded & scores.required
+    eligible = (total > 0) & ~scores.excluded & scores.required
     candidates = np.flatnonzero(eligible & (total >= profile.min_score))
     limit, per_feed = profile.max_entries, profile.max_per_feed
     want = limit if per_feed is None else 4 * limit

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Callable
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -126,7 +127,7 @@ def render(
         "digest": digest,
         "subject": title,
         "unsubscribe_url": http_url(unsubscribe_url),
-        "picks": [_pick_view(pick, ZoneInfo(digest.reader.timezone)) for pick in digest.picks],
+        "picks": [_pick_view(pick, digest.reader.timezone) for pick in digest.picks],
     }
     return RenderedDigest(
         subject=title,
@@ -211,17 +212,66 @@ def http_url(url: str | None) -> str | None:
     return None
 
 
-def _pick_view(pick: Pick, zone: ZoneInfo) -> dict[str, object]:
+@dataclass(frozen=True, slots=True)
+class PickView:
+    """A pick as the templates show it. Everything but the number is computed once per
+    pick and zone and shared by every digest that holds the pick."""
+
+    pick: Pick
+    entry: Entry
+    url: str | None
+    #: "published 2026-11-20" or "seen 2026-11-23", in the reader's zone
+    date: str
+    #: authors and organisation
+    byline: str
+    #: feeds · date · byline · upvotes
+    meta: str
+    excerpt: str
+    why: str
+    score: str
+    #: the text part's lines after the title, wrapped and indented
+    text_body: str
+    #: the Markdown link (or text) for the title, and the lines after it
+    md_title: str
+    md_body: str
+
+
+@lru_cache(maxsize=8192)
+def _pick_view(pick: Pick, zone: str) -> PickView:
     entry = pick.entry
-    return {
-        "pick": pick,
-        "entry": entry,
-        "url": http_url(entry.link),
-        "date": _local_date(entry, zone),
-        "byline": _byline(entry),
-        "why": why(pick),
-        "score": f"{pick.score:g}",
-    }
+    url = http_url(entry.link)
+    date = _local_date(entry, ZoneInfo(zone))
+    byline = _byline(entry)
+    parts = [", ".join(entry.feeds), date, byline]
+    if entry.upvotes is not None:
+        parts.append(f"▲ {entry.upvotes}")
+    meta = " · ".join(p for p in parts if p)
+    short = excerpt(entry.summary) if entry.summary else ""
+    reason, score = why(pick), f"{pick.score:g}"
+    text_lines = [wrap(url, indent="   ")] if url else []
+    text_lines.append(wrap(meta, indent="   "))
+    if short:
+        text_lines.append(wrap(short, indent="   "))
+    text_lines.append(wrap(f"Why: {reason} — score {score}", indent="   "))
+    title = markdown_escape(entry.title)
+    md_lines = [f"*{markdown_escape(meta)}*", ""]
+    if short:
+        md_lines += [markdown_escape(short), ""]
+    md_lines.append(f"**Why:** {markdown_escape(reason)} — score {score}")
+    return PickView(
+        pick=pick,
+        entry=entry,
+        url=url,
+        date=date,
+        byline=byline,
+        meta=meta,
+        excerpt=short,
+        why=reason,
+        score=score,
+        text_body="\n".join(text_lines),
+        md_title=f"[{title}](<{markdown_url(url)}>)" if url else title,
+        md_body="\n".join(md_lines),
+    )
 
 
 def _local_date(entry: Entry, zone: ZoneInfo) -> str:

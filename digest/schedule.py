@@ -58,7 +58,7 @@ WAKE_EVERY = 30.0
 #: ledger statuses after which the reader has had that date's digest
 _DONE = frozenset({"sent", "written", "empty"})
 
-Decision = Literal["send", "done", "missed"]
+Decision = Literal["send", "done", "missed", "refused"]
 
 
 # --- the calendar -----------------------------------------------------------------------------
@@ -156,10 +156,13 @@ def decide(
 
     `status` is the ledger's row for the due date (None: no row), `last_done` the latest local
     date the reader has had a digest for. The ledger comes first; lateness only decides
-    between sending now and folding the date into the next digest.
+    between sending now and folding the date into the next digest. A digest the server
+    refused for good (a 5xx, status "failed") is not tried again by the daemon.
     """
     if status in _DONE or (last_done is not None and last_done >= due.local_date):
         return "done"
+    if status == "failed":
+        return "refused"
     if now - due.at > catch_up:
         return "missed"
     return "send"
@@ -463,7 +466,8 @@ def _last_result(
     if due is None or (last is None and row is None):
         return "nothing delivered yet"
     if row is not None:  # in the outbox: pending, failed or folded
-        return f"{due.local_date} {row.status}, not delivered"
+        error = f" ({row.last_error})" if row.last_error else ""
+        return f"{due.local_date} {row.status}, not delivered{error}"
     decision = decide(due, None, None, now, config.settings.catch_up)
     if decision == "missed":
         return f"{due.local_date} missed; its entries go into the next digest"

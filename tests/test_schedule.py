@@ -31,6 +31,7 @@ from digest.errors import ConfigError
 from digest.models import Config, Delivery, Subscriber
 from digest.schedule import (
     COLLECT_LEAD,
+    RETRY_AFTER,
     CollectTrigger,
     Daemon,
     SendAtTrigger,
@@ -65,7 +66,7 @@ def write_config(
     (name, zone, send_at)."""
     smtp_table = (
         f'[smtp]\nhost = "{smtp.host}"\nport = {smtp.port}\nsecurity = "none"\n'
-        f'from = "Digest <digest@example.org>"\ntimeout = 10\n'
+        f'from = "Digest <digest@example.org>"\ntimeout = 10\nattempts = 1\n'
         if smtp
         else ""
     )
@@ -174,6 +175,8 @@ def test_the_ledger_decides_and_lateness_only_chooses_send_or_fold() -> None:
     assert decide(due, None, due.local_date, now, four) == "done"
     assert decide(due, None, due.local_date + timedelta(days=1), now, four) == "done"
     assert decide(due, None, None, due.at + timedelta(hours=5), four) == "missed"
+    # refused for good by the server (5xx): the daemon does not keep trying
+    assert decide(due, "failed", None, now, four) == "refused"
 
 
 @pytest.mark.parametrize(
@@ -405,6 +408,10 @@ def _ledger(config: Config) -> dict[tuple[str, str], tuple[str, str]]:
         return {(r[0], r[1]): (r[2], r[3]) for r in rows}
 
 
+def _statuses(config: Config, day: str) -> dict[str, str]:
+    return {reader: v[0] for (reader, d), v in _ledger(config).items() if d == day}
+
+
 def _small_world(tmp_path: Path, extra: str = "") -> World:
     feed = tmp_path / "feed.rss"
     write_feed(feed, [])
@@ -490,6 +497,29 @@ def test_a_catch_up_after_midnight_is_the_previous_days_digest(tmp_path: Path) -
         ("subscriber:ada", "2026-11-20"),
         ("subscriber:ada", "2026-11-21"),
     }
+
+
+def test_a_failed_delivery_is_retried_within_catch_up_and_sent_once(
+    tmp_path: Path, smtp_plain_server: SMTPServer
+) -> None:
+    write_feed(tmp_path / "feed.rss", ["one"])
+    path = write_config(
+        tmp_path, [("ada", "UTC", "07:00")], smtp=smtp_plain_server, extra='catch_up = "30m"'
+    )
+    clock = Clock(datetime(2026, 11, 20, 7, 0, 5, tzinfo=UTC))
+    daemon = Daemon(load_config(path), clock)
+    smtp_plain_server.stop()
+    assert [r.outcome for r in daemon.deliver_due(["ada"])] == ["failed"]
+    assert _statuses(daemon.config, "2026-11-20") == {"subscriber:ada": "pending"}
+    assert daemon.retry_at("ada") == clock.now + RETRY_AFTER
+    smtp_plain_server.start()
+    clock.now += RETRY_AFTER
+    assert [r.outcome for r in daemon.deliver_due(["ada"])] == ["sent"]
+    clock.now += RETRY_AFTER
+    assert daemon.deliver_due(["ada"]) == []
+    assert len(smtp_plain_server.messages) == 1
+    # no retry once it would land beyond catch_up
+    assert daemon.retry_at("ada") is None
 
 
 def test_triggers_fire_on_the_calendar(tmp_path: Path) -> None:
@@ -640,6 +670,11 @@ def test_restart_within_catch_up_sends_once_and_after_it_folds(
     first = start_serve(config)
     served.append(first)
     assert wait_for(lambda: len(smtp_plain_server.messages) == 4)
+    # once both are recorded as sent (a SIGKILL between the server's 250 and that commit
+    # re-sends the same message on restart: the outbox's documented at-least-once window)
+    settings = load_config(config)
+    both_sent = {"subscriber:ada": "sent", "subscriber:bo": "sent"}
+    assert wait_for(lambda: _statuses(settings, f"{now:%Y-%m-%d}") == both_sent)
     first.process.kill()  # no goodbye: SIGKILL
     first.process.communicate(timeout=10)
     again = start_serve(config)
