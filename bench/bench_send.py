@@ -101,7 +101,9 @@ def main() -> None:
                     raise SystemExit(f"bench_send: {name} delivered {got} of {a.messages}")
     ours = a.messages / statistics.median(times["digest"])
     limit = a.messages / statistics.median(times["raw"])
-    print(f"{a.messages} digests, {size:.0f} KB each, {a.connections} connections, sink on 127.0.0.1")
+    print(
+        f"{a.messages} digests, {size:.0f} KB each, {a.connections} connections, sink on 127.0.0.1"
+    )
     for name, ts in times.items():
         rate = a.messages / statistics.median(ts)
         print(f"  {name:7s} median {statistics.median(ts):.2f} s  {rate:,.0f} msgs/s  runs {ts}")
