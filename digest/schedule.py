@@ -341,13 +341,20 @@ class Daemon:
 
     def retry_at(self, name: str) -> datetime | None:
         """When to try a failed delivery again: RETRY_AFTER from now, if still within
-        `catch_up` of its due time."""
+        `catch_up` of its due time and the outbox holds it as pending (a digest the server
+        refused for good is not retried)."""
         sub = next((s for s in self.config.subscribers if s.name == name), None)
         now = self.clock()
         planned = last_due(sub, now) if sub is not None else None
-        if planned is None or now + RETRY_AFTER - planned.at > self.config.settings.catch_up:
+        if sub is None or planned is None:
             return None
-        return now + RETRY_AFTER
+        if now + RETRY_AFTER - planned.at > self.config.settings.catch_up:
+            return None
+        with self._store() as store:
+            row = store.delivery(
+                pipeline.subscriber_reader(self.config, sub).key, planned.local_date
+            )
+        return now + RETRY_AFTER if row is not None and row.status == "pending" else None
 
     def _collect_if_stale(self, store: Store, now: datetime) -> None:
         last = last_collection(self.config, store)

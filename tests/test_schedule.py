@@ -518,8 +518,17 @@ def test_a_failed_delivery_is_retried_within_catch_up_and_sent_once(
     clock.now += RETRY_AFTER
     assert daemon.deliver_due(["ada"]) == []
     assert len(smtp_plain_server.messages) == 1
-    # no retry once it would land beyond catch_up
+    # no retry once it is sent, nor one that would land beyond catch_up, nor of a refusal
     assert daemon.retry_at("ada") is None
+    clock.now = datetime(2026, 11, 21, 7, 0, 5, tzinfo=UTC)
+    write_feed(tmp_path / "feed.rss", ["two", "one"])
+    smtp_plain_server.refuse("ada@example.org")
+    assert [r.outcome for r in daemon.deliver_due(["ada"])] == ["failed"]
+    assert _statuses(daemon.config, "2026-11-21") == {"subscriber:ada": "failed"}
+    assert daemon.retry_at("ada") is None
+    clock.now += RETRY_AFTER
+    assert daemon.deliver_due(["ada"]) == []
+    assert len(smtp_plain_server.messages) == 1
 
 
 def test_triggers_fire_on_the_calendar(tmp_path: Path) -> None:
