@@ -575,3 +575,27 @@ def test_two_spellings_of_one_term_count_once_at_the_higher_weight() -> None:
     pick = score(entry("Agents"), prof)
     assert pick is not None
     assert pick.matches == (Match("agent", "title", 6.0),)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["RL", "RL agent", "agent", "robot RL", "x", "RL RL robot"]), max_size=300
+    ),
+    st.integers(1, 40),
+    st.sampled_from([0.0, 2.0]),
+)
+def test_the_fast_top_of_many_rows_equals_the_exact_order_with_ties(
+    titles: list[str], limit: int, min_score: float
+) -> None:
+    entries = [
+        entry(t, id=f"urn:test:{i}", published=NOW - timedelta(hours=i % 7))
+        for i, t in enumerate(titles)
+    ]
+    profs = [
+        profile({"RL": 1, "agent": 2}, max_entries=limit, min_score=min_score, name="a"),
+        profile({"robot": 1}, exclude=["agent"], max_entries=limit, name="b"),
+    ]
+    ranker = KeywordRanker(profs)
+    fast = ranker.rank_many(entries, profs)
+    for prof, picks in zip(profs, fast, strict=True):
+        assert picks == list(ranker.ranking(entries, prof).picks)
