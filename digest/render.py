@@ -247,7 +247,7 @@ def _pick_view(pick: Pick, zone: str) -> PickView:
         parts.append(f"▲ {entry.upvotes}")
     meta = " · ".join(p for p in parts if p)
     short = excerpt(entry.summary) if entry.summary else ""
-    reason, score = why(pick), f"{pick.score:g}"
+    reason, score = why(pick), f"{round(pick.score, 1):g}"
     text_lines = [wrap(url, indent="   ")] if url else []
     text_lines.append(wrap(meta, indent="   "))
     if short:
