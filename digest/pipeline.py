@@ -12,7 +12,6 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal
@@ -59,8 +58,6 @@ NEW_READER_WINDOW = timedelta(hours=24)
 FEED_PROBLEM_AFTER = timedelta(hours=24)
 #: how far back the state file's entries make the statistics of how rare each term is
 COLLECTION_WINDOW = timedelta(days=30)
-# A reader key that never has deliveries, so new_entries gives every entry in a window.
-_EVERY_ENTRY = "collection:"
 
 Outcome = Literal["sent", "written", "empty", "already", "failed", "dry-run"]
 
@@ -116,6 +113,23 @@ def markdown_reader(config: Config, output: MarkdownOutput) -> Reader:
         profile=config.profiles[output.profile],
         timezone=config.settings.timezone,
     )
+
+
+def find_subscriber(config: Config, name: str) -> Subscriber:
+    subscriber = next((s for s in config.subscribers if s.name == name), None)
+    if subscriber is None:
+        names = ", ".join(s.name for s in config.subscribers) or "none"
+        raise ConfigError(
+            str(config.path), "subscribers", f"no subscriber named {name!r} ({names})"
+        )
+    return subscriber
+
+
+def window_start(store: Store, reader: Reader, now: datetime) -> datetime:
+    """Where the reader's next digest starts: their last digest's cutoff, or for a new
+    reader NEW_READER_WINDOW ago."""
+    last = store.last_delivery(reader.key)
+    return last.cutoff if last is not None else now - NEW_READER_WINDOW
 
 
 def local_date(reader: Reader, now: datetime) -> date:
@@ -194,7 +208,7 @@ def feed_problems(config: Config, statuses: dict[str, FeedStatus], now: datetime
 
 def make_ranker(config: Config, store: Store, now: datetime) -> KeywordRanker:
     """One ranker for every profile of a run, with term statistics from the state file."""
-    collection = store.new_entries(_EVERY_ENTRY, now - COLLECTION_WINDOW, now)
+    collection = store.new_entries(None, now - COLLECTION_WINDOW, now)
     return KeywordRanker(
         config.profiles.values(),
         feed_weights={feed.name: feed.weight for feed in config.feeds},
@@ -214,9 +228,7 @@ def build_digest(
 ) -> Digest:
     """The reader's digest at `now` (for local date `day`, by default today's): entries
     new since their last delivery, ranked."""
-    last = store.last_delivery(reader.key)
-    after = last.cutoff if last is not None else now - NEW_READER_WINDOW
-    entries = store.new_entries(reader.key, after, now)
+    entries = store.new_entries(reader.key, window_start(store, reader, now), now)
     picks = (ranker or make_ranker(config, store, now)).rank(entries, reader.profile)
     return Digest(
         reader=reader,
@@ -260,7 +272,7 @@ async def deliver(
             reports.append(DeliveryReport(reader.name, day, "already"))
             continue
         if existing is not None and existing.message is not None:
-            outgoing = Outgoing.of(_parse(existing.message), day, subscriber.name)
+            outgoing = Outgoing.from_raw(existing.message, day, subscriber.name)
             queue.append(_Queued(reader.key, outgoing, len(existing.entry_ids), existing.attempts))
             continue
         if not dry_run and store.fold_undelivered(reader.key, before=day):
@@ -317,12 +329,6 @@ def _compose(
         list_name=config.settings.title,
         unsubscribe_url=config.settings.unsubscribe_url,
     )
-
-
-def _parse(raw: bytes) -> EmailMessage:
-    message = message_from_bytes(raw, policy=policy.default)
-    assert isinstance(message, EmailMessage)
-    return message
 
 
 async def _send_all(config: Config, store: Store, queue: Sequence[_Queued]) -> list[DeliveryReport]:
@@ -516,12 +522,7 @@ def preview(
     on_feed: Callable[[FetchResult], None] | None = None,
 ) -> Path:
     """Render what the subscriber would get now, on a copy of the state; return the HTML path."""
-    subscriber = next((s for s in config.subscribers if s.name == subscriber_name), None)
-    if subscriber is None:
-        names = ", ".join(s.name for s in config.subscribers) or "none"
-        raise ConfigError(
-            str(config.path), "subscribers", f"no subscriber named {subscriber_name!r} ({names})"
-        )
+    subscriber = find_subscriber(config, subscriber_name)
     with Store.copy(config.settings.state) as store:
         asyncio.run(collect(config, store, now, on_feed))
         problems = feed_problems(config, store.feed_statuses(), now)
@@ -556,12 +557,7 @@ def explain(
     would go out now. Reads a copy of the state file as it is and fetches nothing.
     `entries`: ids or URLs of entries to explain even when that digest did not consider them.
     """
-    subscriber = next((s for s in config.subscribers if s.name == subscriber_name), None)
-    if subscriber is None:
-        names = ", ".join(s.name for s in config.subscribers) or "none"
-        raise ConfigError(
-            str(config.path), "subscribers", f"no subscriber named {subscriber_name!r} ({names})"
-        )
+    subscriber = find_subscriber(config, subscriber_name)
     reader = subscriber_reader(config, subscriber)
     day = local_date(reader, now)
     with Store.copy(config.settings.state) as store:
@@ -575,11 +571,10 @@ def explain(
             ]
             after = max((d.cutoff for d in earlier), default=sent.cutoff - NEW_READER_WINDOW)
             until = sent.cutoff
-            ranked = store.new_entries(_EVERY_ENTRY, after, until)
+            ranked = store.new_entries(None, after, until)
             scope = f"the digest of {day.isoformat()} ({sent.status})"
         else:
-            last = store.last_delivery(reader.key)
-            after = last.cutoff if last is not None else now - NEW_READER_WINDOW
+            after = window_start(store, reader, now)
             until = now
             ranked = store.new_entries(reader.key, after, now)
             scope = f"the digest that would go out now ({day.isoformat()})"
@@ -588,7 +583,7 @@ def explain(
         considered = {e.id for e in ranked}
         wanted = set(entries) - considered - {e.link for e in ranked if e.link}
         if wanted:
-            known = store.new_entries(_EVERY_ENTRY, now - COLLECTION_WINDOW, now)
+            known = store.new_entries(None, now - COLLECTION_WINDOW, now)
             for entry in known:
                 if entry.id in wanted or entry.link in wanted:
                     pick = ranker.explain(entry, reader.profile)[1]

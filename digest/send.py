@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from email import message_from_bytes, policy
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses, parseaddr
 from pathlib import Path
 from typing import Protocol
@@ -47,6 +48,13 @@ class Outgoing:
     def of(cls, message: EmailMessage, local_date: date, name: str) -> Outgoing:
         sender, recipients = envelope(message)
         return cls(message.as_bytes(), sender, tuple(recipients), local_date, name)
+
+    @classmethod
+    def from_raw(cls, raw: bytes, local_date: date, name: str) -> Outgoing:
+        """A stored message, to be re-sent byte for byte: only its envelope is read."""
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+        sender, recipients = envelope(headers)
+        return cls(raw, sender, tuple(recipients), local_date, name)
 
 
 class Mailer(Protocol):
@@ -123,7 +131,7 @@ def _clean(value: str) -> str:
     return text if len(text) <= HEADER_TEXT_MAX else text[: HEADER_TEXT_MAX - 1] + "…"
 
 
-def envelope(message: EmailMessage) -> tuple[str, list[str]]:
+def envelope(message: Message) -> tuple[str, list[str]]:
     sender = parseaddr(str(message["From"]))[1]
     recipients = [address for _, address in getaddresses([str(message["To"])])]
     return sender, recipients

@@ -260,9 +260,10 @@ class Store:
     def count_entries(self) -> int:
         return cast(int, self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
 
-    def new_entries(self, reader: str, after: datetime, until: datetime) -> list[Entry]:
+    def new_entries(self, reader: str | None, after: datetime, until: datetime) -> list[Entry]:
         """Entries first seen in (after, until], and those of the reader's folded digests,
-        that were never delivered to this reader."""
+        that were never delivered to this reader. With no reader: every entry first seen in
+        (after, until], for collection statistics and explanations."""
         rows = self._db.execute(
             """
             SELECT e.*, (SELECT json_group_array(feed) FROM
