@@ -247,6 +247,8 @@ class Pick:
     #: the feed weight the term points were multiplied by
     feed_weight: float = 1.0
     boosts: tuple[Boost, ...] = ()
+    #: the heading the pick is grouped under in the digest ("" = one list, no headings)
+    section: str = ""
 
 
 @dataclass(frozen=True, slots=True)
