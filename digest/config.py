@@ -15,9 +15,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .errors import ConfigError
 from .models import (
     DEFAULT_FIELD_WEIGHTS,
+    FEED_TYPES,
     FIELDS,
     Config,
     FeedConfig,
+    FeedType,
     Field,
     MarkdownOutput,
     Profile,
@@ -41,6 +43,7 @@ _DIGEST_KEYS = {
     "catch_up",
     "unsubscribe_url",
     "templates",
+    "keep_days",
 }
 _SMTP_KEYS = {
     "host",
@@ -55,7 +58,7 @@ _SMTP_KEYS = {
     "attempts",
     "backoff",
 }
-_FEED_KEYS = {"name", "url", "weight"}
+_FEED_KEYS = {"name", "url", "weight", "type"}
 _PROFILE_KEYS = {
     "keywords",
     "exclude",
@@ -242,6 +245,8 @@ class _Parser:
             "digest.templates",
             f"no such directory: {templates_dir}",
         )
+        keep_days = self.get(t, "digest", "keep_days", int, 180)
+        self.check(keep_days >= 7, "digest.keep_days", "must be at least 7")
         return Settings(
             title=self.get(t, "digest", "title", str, "Digest"),
             state=self.path(self.get(t, "digest", "state", str, "digest.sqlite")),
@@ -253,6 +258,7 @@ class _Parser:
             catch_up=catch_up,
             unsubscribe_url=unsubscribe_url,
             templates=templates_dir,
+            keep_days=keep_days,
         )
 
     def duration(self, t: Mapping[str, Any], name: str, default: timedelta) -> timedelta:
@@ -338,6 +344,12 @@ class _Parser:
         url = self.get(t, key, "url", str, required=True)
         weight = float(self.get(t, key, "weight", (int, float), 1.0))
         self.check(weight > 0, f"{key}.weight", "must be positive")
+        kind = self.get(t, key, "type", str, None)
+        self.check(
+            kind is None or kind in FEED_TYPES,
+            f"{key}.type",
+            f"unknown feed type {kind!r} (one of: {', '.join(FEED_TYPES)})",
+        )
         if url.startswith(("http://", "https://")):
             source = url
         elif url.startswith("file://"):
@@ -345,7 +357,9 @@ class _Parser:
         else:
             self.check("://" not in url, f"{key}.url", f"unsupported URL scheme in {url!r}")
             source = str(self.path(url))
-        return FeedConfig(name=name, url=url, source=source, weight=weight)
+        return FeedConfig(
+            name=name, url=url, source=source, weight=weight, type=cast(FeedType | None, kind)
+        )
 
     def profile(self, name: str, value: object, settings: Settings) -> Profile:
         key = f"profiles.{name}"

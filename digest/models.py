@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Literal
 
 Security = Literal["starttls", "tls", "none"]
+#: the kinds of document a feed can be declared as with `type =`
+FeedType = Literal["rss", "atom", "json", "daily-papers", "arxiv"]
+FEED_TYPES: tuple[FeedType, ...] = ("rss", "atom", "json", "daily-papers", "arxiv")
 DeliveryStatus = Literal["pending", "failed", "folded", "sent", "written", "empty"]
 #: statuses after which a reader has had their digest for that date
 DONE: frozenset[str] = frozenset({"sent", "written", "empty"})
@@ -36,6 +39,8 @@ class Settings:
     unsubscribe_url: str | None = None
     #: a directory of the user's own templates, rendered in Jinja's sandbox
     templates: Path | None = None
+    #: entries older than this many days lose their text; their identity keys are kept
+    keep_days: int = 180
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,8 @@ class FeedConfig:
     #: what is actually read: an http(s) URL, or an absolute file path
     source: str
     weight: float = 1.0
+    #: the document kind when the config sets `type` (None: detected by content)
+    type: FeedType | None = None
 
     @property
     def is_http(self) -> bool:
@@ -183,6 +190,14 @@ class ParsedEntry:
     authors: tuple[str, ...] = ()
     organisation: str | None = None
     upvotes: int | None = None
+    #: the feed's subject labels (RSS/Atom category terms); for arXiv the primary first
+    categories: tuple[str, ...] = ()
+    #: arXiv identifier without version ("2401.00001", "hep-th/9901001"), when known
+    arxiv_id: str | None = None
+    #: the arXiv version this item announces (2 for "…v2"), when known
+    arxiv_version: int | None = None
+    #: rss.arxiv.org's announce type: new, cross, replace or replace-cross
+    announce_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +219,12 @@ class Entry:
     upvotes: int | None = None
     #: the feed's own subject labels for the entry (RSS/Atom category, arXiv section)
     categories: tuple[str, ...] = ()
+    #: arXiv identifier without version, when the entry is an arXiv paper
+    arxiv_id: str | None = None
+    #: the latest arXiv version seen
+    arxiv_version: int | None = None
+    #: the announce type of the latest arXiv announcement seen (new, cross, replace…)
+    announce_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,22 @@
-"""Bytes → ParsedEntry: RSS and Atom (feedparser), JSON Feed 1.x and the Daily-Papers JSON."""
+"""Bytes → ParsedEntry: RSS, Atom, arXiv (RSS and API Atom), JSON Feed and Daily-Papers JSON.
+
+Well-formed RSS 2.0 and Atom go through a fast lxml path that reproduces what feedparser
+would give (the tests compare both on real feeds); anything it does not reproduce exactly
+(a DOCTYPE, RSS 1.0, relative links, XHTML content, odd dates, broken XML…) goes to
+feedparser, which stays the reference for odd feeds.
+
+XML safety, checked by tests/test_parse.py with a billion-laughs and an external-entity feed:
+
+- The fast path never sees a DTD: a document with ``<!DOCTYPE`` or ``<!ENTITY`` goes to
+  feedparser. Its lxml parser is also configured not to resolve entities, not to load a DTD,
+  not to touch the network and to keep libxml2's limits (no ``huge_tree``).
+- feedparser removes every ``<!ENTITY`` declaration from the prolog before parsing and puts
+  back only "safe" ones (a plain string or one character reference, so nothing nests or
+  points outside the document); it turns off external general entities on its SAX (expat)
+  parser, and its fallback sgmllib parser expands only those safe entities.
+- Python's expat (≥ 2.4.1; Python 3.11 ships 2.5) refuses entity expansion whose output
+  grows more than 100× its input past 8 MiB, so even a bomb that reached it stops there.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +24,23 @@ import calendar
 import html
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 import nh3
+from lxml import etree
 
 from .errors import FeedError
-from .models import ParsedEntry
+from .models import FeedType, ParsedEntry
 
 DAILY_PAPERS_LINK = "https://huggingface.co/papers/{id}"
 TITLE_FROM_SUMMARY = 80
+ARXIV_NS = "http://arxiv.org/schemas/atom"
 # C0 and C1 control characters (terminal escapes, NUL, backspace…) never reach a digest;
 # tabs and line breaks become spaces.
 _CONTROLS = str.maketrans(
@@ -30,6 +52,21 @@ _BLOCK_TAG = re.compile(
     r"<(?:br|hr|/?(?:p|div|li|ul|ol|dl|dt|dd|h[1-6]|tr|td|th|table|blockquote|pre|section|article))\b",
     re.IGNORECASE,
 )
+# New-style (2401.00001, 0704.0001) and old-style (hep-th/9901001, math.AG/0601001) ids, as
+# they appear after arxiv.org/abs|pdf|html/, huggingface.co/papers/, oai:arXiv.org: or arXiv:
+_ARXIV_ID = r"(\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Za-z]{2})?/\d{7})(?:v(\d+))?"
+_ARXIV_REF = re.compile(
+    r"(?:arxiv\.org/(?:abs|pdf|html)/|huggingface\.co/papers/|oai:arxiv\.org:|^arxiv:)"
+    + _ARXIV_ID
+    + r"(?![\w.])",
+    re.IGNORECASE,
+)
+_BARE_ARXIV_ID = re.compile(_ARXIV_ID + r"$")
+# rss.arxiv.org puts "arXiv:2401.00001v1 Announce Type: new \nAbstract: " before the abstract
+_ARXIV_PREAMBLE = re.compile(
+    r"^\s*arXiv:\S+\s+Announce Type:\s*([\w-]+)\s*(?:Abstract:\s*)?", re.IGNORECASE
+)
+ANNOUNCE_TYPES = frozenset({"new", "cross", "replace", "replace-cross"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +78,17 @@ class ParsedFeed:
     problem: str | None = None
 
 
-def parse_feed(name: str, body: bytes) -> ParsedFeed:
-    """Parse a feed document of any supported kind, detected by content."""
+def parse_feed(name: str, body: bytes, kind: FeedType | None = None) -> ParsedFeed:
+    """Parse a feed document: of the `kind` the config declares, else detected by content."""
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    if head in (b"{", b"["):
-        return ParsedFeed(_parse_json(name, body))
-    return _parse_xml(name, body)
+    if kind in ("json", "daily-papers") or (kind is None and head in (b"{", b"[")):
+        return ParsedFeed(_parse_json(name, body, kind))
+    if not head:
+        raise FeedError(name, "empty document")
+    fast = fast_parse(body, kind)
+    if fast is not None:
+        return ParsedFeed(fast)
+    return parse_with_feedparser(name, body, kind)
 
 
 def plain_text(value: str | None) -> str:
@@ -59,14 +101,366 @@ def plain_text(value: str | None) -> str:
     return _SPACE.sub(" ", html.unescape(text).translate(_CONTROLS)).strip()
 
 
-def _parse_xml(name: str, body: bytes) -> ParsedFeed:
+def arxiv_ref(text: str | None) -> tuple[str, int | None] | None:
+    """The arXiv id (without version) and version a URL, guid or "arXiv:…" string names."""
+    if not text:
+        return None
+    m = _ARXIV_REF.search(text.strip())
+    if m is None:
+        return None
+    return m.group(1), int(m.group(2)) if m.group(2) else None
+
+
+# --- the fast path ---------------------------------------------------------------------------
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_DC = "{http://purl.org/dc/elements/1.1/}"
+_DCTERMS = "{http://purl.org/dc/terms/}"
+_ITUNES = "{http://www.itunes.com/dtds/podcast-1.0.dtd}"
+_CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
+_ARXIV = "{" + ARXIV_NS + "}"
+_MEDIA = "{http://search.yahoo.com/mrss/}"
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html"})
+# What feedparser does to every text it keeps: undo UTF-8 read as Latin-1, map cp1252's C1.
+_CP1252 = {
+    c: bytes([c]).decode("cp1252")
+    for c in range(0x80, 0xA0)
+    if c not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+}
+# feedparser's own pattern for an address inside an author string ("ada@x.org (Ada)")
+_EMAIL = re.compile(
+    r"(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))"
+    r"([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"
+)
+# Elements the fast path does not reproduce: their presence sends the document to feedparser.
+_ODD_IN_ITEM = frozenset(
+    {
+        f"{_ATOM}source",
+        f"{_ITUNES}keywords",
+        f"{_ITUNES}category",
+        f"{_MEDIA}category",
+        f"{_DC}subject",
+        "source",
+    }
+)
+
+
+def _safe_parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+_XML = _safe_parser()
+_URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
+_AMP_NAME = re.compile(r"&([A-Za-z0-9_]+);")
+_XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+# local names feedparser would pick up inside an unknown element
+_READ_ANYWHERE = frozenset(
+    {
+        "title",
+        "link",
+        "guid",
+        "id",
+        "description",
+        "summary",
+        "content",
+        "encoded",
+        "category",
+        "author",
+        "creator",
+        "name",
+        "pubDate",
+        "published",
+        "updated",
+        "date",
+        "issued",
+        "modified",
+        "subject",
+        "keywords",
+        "announce_type",
+    }
+)
+
+
+class _Odd(Exception):
+    """The document is outside what the fast path reproduces exactly."""
+
+
+def fast_parse(body: bytes, kind: FeedType | None = None) -> list[ParsedEntry] | None:
+    """Well-formed RSS 2.0 or Atom → entries equal to feedparser's; None: use feedparser."""
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        return None
+    try:
+        root = etree.fromstring(body, _XML)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    try:
+        if root.tag == "rss" and kind != "atom":
+            channel = root.find("channel")
+            if channel is None:
+                return None
+            base = _base(channel, _base(root, ""))
+            items: Iterable[Any] = channel.iterchildren("item")
+            one: Callable[[Any, str], ParsedEntry] = _rss_item
+        elif root.tag == f"{_ATOM}feed" and kind != "rss":
+            base = _base(root, "")
+            items = root.iterchildren(f"{_ATOM}entry")
+            one = _atom_entry
+        else:
+            return None
+        arxiv = kind == "arxiv" or ARXIV_NS in (root.nsmap or {}).values()
+        return [_finish(one(item, base), arxiv) for item in items]
+    except _Odd:
+        return None
+
+
+def _text(el: Any) -> str:
+    """An element's text as feedparser keeps it: stripped, with its two repairs."""
+    if len(el):
+        raise _Odd  # markup inside a text element (XHTML, or undeclared HTML)
+    return _repair((el.text or "").strip())
+
+
+def _repair(text: str) -> str:
+    try:
+        text = text.encode("iso-8859-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    return text.translate(_CP1252)
+
+
+def _rss_item(item: Any, base: str) -> ParsedEntry:
+    base = _base(item, base)
+    title = summary = ""
+    content: list[str] = []
+    guid = link = None
+    guid_is_link = False
+    published = updated = None
+    authors: list[str] = []
+    categories: list[str] = []
+    announce = None
+    for child in item:
+        tag = child.tag
+        if tag == "title" or tag == f"{_DC}title":
+            title = _text(child)
+        elif tag == "link":
+            link = _text(child)
+        elif tag == "guid":
+            guid = _text(child)
+            guid_is_link = child.get("isPermaLink", "true") == "true"
+        elif tag == "description" or tag == f"{_DC}description":
+            if summary:
+                raise _Odd  # feedparser turns a second description into content
+            summary = _text(child)
+        elif tag == _CONTENT:
+            content.append(_text(child))
+        elif tag == "pubDate" or tag == f"{_DCTERMS}issued":
+            published = _date(_text(child))
+        elif tag in (f"{_DC}date", f"{_DCTERMS}modified", "lastBuildDate"):
+            updated = _date(_text(child))
+        elif tag in ("author", f"{_DC}creator", f"{_DC}author", f"{_ITUNES}author"):
+            authors.append(_author(_text(child)))
+        elif tag == "category":
+            if child.get("term") or child.get("label"):
+                raise _Odd
+            categories.append(_text(child))
+        elif tag == f"{_ARXIV}announce_type":
+            announce = _text(child)
+        elif tag in _ODD_IN_ITEM or tag == f"{_ATOM}link" and child.get("rel") == "alternate":
+            raise _Odd
+        elif len(child):
+            _check_nested(child)
+    if guid is not None and guid_is_link:
+        guid = _uri(guid, base)
+        if link is None:
+            link = guid
+    if link is not None:
+        link = _rss_link(link, base)
+    return _entry(
+        title, guid, link, summary, content, published or updated, authors, categories, announce
+    )
+
+
+def _atom_entry(entry: Any, base: str) -> ParsedEntry:
+    base = _base(entry, base)
+    title = summary = ""
+    content: list[str] = []
+    guid = link = None
+    published = updated = None
+    authors: list[str] = []
+    categories: list[str] = []
+    primary = None
+    for child in entry:
+        tag = child.tag
+        if tag == f"{_ATOM}title":
+            title = _atom_text(child)
+        elif tag == f"{_ATOM}id":
+            guid = _uri(_text(child), _base(child, base))
+        elif tag == f"{_ATOM}link":
+            if child.get("rel", "alternate") == "alternate" and child.get("type", "text/html") in (
+                "text/html",
+                "application/xhtml+xml",
+            ):
+                href = child.get("href")
+                if href is None:
+                    raise _Odd
+                link = _uri(href, _base(child, base))
+        elif tag == f"{_ATOM}summary":
+            summary = _atom_text(child)
+        elif tag == f"{_ATOM}content":
+            if child.get("src") is not None:
+                raise _Odd
+            content.append(_atom_text(child))
+        elif tag in (f"{_ATOM}published", f"{_ATOM}issued", f"{_DCTERMS}issued"):
+            published = _date(_text(child))
+        elif tag in (f"{_ATOM}updated", f"{_ATOM}modified", f"{_DC}date"):
+            updated = _date(_text(child))
+        elif tag == f"{_ATOM}author":
+            name = child.find(f"{_ATOM}name")
+            authors.append(_text(name) if name is not None else "")
+        elif tag in (f"{_DC}creator", f"{_DC}author", f"{_ITUNES}author"):
+            authors.append(_author(_text(child)))
+        elif tag == f"{_ATOM}category":
+            term = child.get("term")
+            if term is None:
+                raise _Odd
+            categories.append(_repair(term))
+        elif tag == f"{_ARXIV}primary_category":
+            primary = child.get("term")
+        elif tag in _ODD_IN_ITEM:
+            raise _Odd
+        elif len(child) and tag != f"{_ATOM}author":
+            _check_nested(child)
+    if primary:
+        categories.insert(0, primary)
+    if link is None:
+        link = guid  # feedparser: an Atom id is a permalink unless told otherwise
+    return _entry(
+        title, guid, link, summary, content, published or updated, authors, categories, None
+    )
+
+
+def _check_nested(el: Any) -> None:
+    """feedparser reads some elements at any depth (a category inside <categories>)."""
+    for inner in el.iterdescendants():
+        if isinstance(inner.tag, str) and _local(inner.tag) in _READ_ANYWHERE:
+            raise _Odd
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _atom_text(el: Any) -> str:
+    kind = el.get("type", "text")
+    if kind not in ("text", "html", "text/plain", "text/html") or el.get("mode"):
+        raise _Odd  # xhtml, base64 and other content feedparser rewrites
+    return _text(el)
+
+
+def _uri(url: str, base: str = "") -> str:
+    """A URL resolved as feedparser does: against xml:base, and "http:///x" → "http://x"."""
+    url = _URIFIXER.sub(r"\1\3", url)
+    if not base:
+        return url
+    try:
+        return urljoin(base, url)
+    except ValueError:
+        return ""
+
+
+def _base(el: Any, base: str) -> str:
+    own = el.get(_XML_BASE)
+    return base if own is None else _uri(own, base)
+
+
+def _rss_link(url: str, base: str) -> str:
+    # feedparser undoes what it takes for a double-escaped query string in RSS links
+    return _AMP_NAME.sub(r"&\g<1>", _uri(url, base).replace("&amp;", "&"))
+
+
+def _date(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        if text[:4].isdigit():
+            when = datetime.fromisoformat(text)
+        else:
+            when = parsedate_to_datetime(text)
+    except (ValueError, TypeError, IndexError) as e:
+        raise _Odd from e
+    if when.year < 1900:
+        raise _Odd  # feedparser's guesses for these are its own
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # "-0000" and zone-less ISO dates: feedparser says UTC
+    return when.astimezone(UTC).replace(microsecond=0)
+
+
+def _author(text: str) -> str:
+    """feedparser's reading of an RSS author string: the name without its address."""
+    m = _EMAIL.search(text)
+    if m is None:
+        return text
+    name = text.replace(m.group(0), "").replace("()", "").replace("<>", "")
+    name = name.replace("&lt;&gt;", "").strip()
+    if name.startswith("("):
+        name = name[1:]
+    if name.endswith(")"):
+        name = name[:-1]
+    return name.strip()
+
+
+def _entry(
+    title: str,
+    guid: str | None,
+    link: str | None,
+    summary: str,
+    content: list[str],
+    published: datetime | None,
+    authors: list[str],
+    categories: list[str],
+    announce: str | None,
+) -> ParsedEntry:
+    for value in content:
+        if len(value) > len(summary):
+            summary = value
+    return ParsedEntry(
+        title=_title(title, summary),
+        guid=guid or None,
+        link=link or None,
+        summary=plain_text(summary),
+        published=published,
+        authors=_names(authors),
+        categories=tuple(dict.fromkeys(c for c in categories if c)),
+        announce_type=announce or None,
+    )
+
+
+# --- feedparser ------------------------------------------------------------------------------
+
+
+def parse_with_feedparser(name: str, body: bytes, kind: FeedType | None = None) -> ParsedFeed:
+    """The reference parser, for any XML feed: lenient, slower, reports what it recovered."""
     parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
     reason = getattr(parsed, "bozo_exception", None) or "unknown error"
     if parsed.bozo and not parsed.entries:
         raise FeedError(name, f"not a valid RSS, Atom or JSON feed ({reason})")
-    if not parsed.get("version") and not parsed.entries:
+    version = parsed.get("version") or ""
+    if not version and not parsed.entries:
         raise FeedError(name, "not an RSS, Atom or JSON feed")
-    entries = [_from_feedparser(item) for item in parsed.entries]
+    if kind in ("rss", "atom") and version and not version.startswith(kind):
+        raise FeedError(name, f'type = "{kind}" but the document is {version}')
+    namespaces = parsed.get("namespaces") or {}
+    prefix = next((p for p, uri in namespaces.items() if uri == ARXIV_NS), None)
+    arxiv = kind == "arxiv" or prefix is not None
+    entries = [_finish(_from_feedparser(item, prefix), arxiv) for item in parsed.entries]
     # Many real feeds are slightly malformed; the entries feedparser recovers are kept
     # (dropping them would lose news), but the feed is reported so its owner can be told.
     problem = (
@@ -75,12 +469,19 @@ def _parse_xml(name: str, body: bytes) -> ParsedFeed:
     return ParsedFeed(entries, problem)
 
 
-def _from_feedparser(item: Mapping[str, Any]) -> ParsedEntry:
+def _from_feedparser(item: Mapping[str, Any], arxiv_prefix: str | None) -> ParsedEntry:
     summary = item.get("summary") or ""
     for content in item.get("content") or ():
         if len(content.get("value") or "") > len(summary):
             summary = content["value"]
     when = item.get("published_parsed") or item.get("updated_parsed")
+    categories = [_str(tag.get("term")).strip() for tag in item.get("tags") or ()]
+    announce = None
+    if arxiv_prefix:
+        primary = item.get(f"{arxiv_prefix}_primary_category")
+        if isinstance(primary, Mapping) and primary.get("term"):
+            categories.insert(0, _str(primary["term"]))
+        announce = _str(item.get(f"{arxiv_prefix}_announce_type")).strip() or None
     return ParsedEntry(
         title=_title(item.get("title"), summary),
         guid=(item.get("id") or "").strip() or None,
@@ -88,29 +489,79 @@ def _from_feedparser(item: Mapping[str, Any]) -> ParsedEntry:
         summary=plain_text(summary),
         published=datetime.fromtimestamp(calendar.timegm(when), UTC) if when else None,
         authors=_author_names(item.get("authors")),
+        categories=tuple(dict.fromkeys(c for c in categories if c)),
+        announce_type=announce,
     )
 
 
-def _parse_json(name: str, body: bytes) -> list[ParsedEntry]:
+def _finish(entry: ParsedEntry, arxiv: bool) -> ParsedEntry:
+    """Fill the arXiv fields: any entry whose guid or link names an arXiv paper gets its id
+    and version; an arXiv listing's entry also loses the listing's preamble, and its one
+    comma-separated author string becomes a list."""
+    ref = arxiv_ref(entry.guid) or arxiv_ref(entry.link)
+    if ref is None and not arxiv:
+        return entry
+    announce = entry.announce_type
+    summary = entry.summary
+    authors = entry.authors
+    if arxiv:
+        m = _ARXIV_PREAMBLE.match(summary)
+        if m is not None:
+            announce = announce or m.group(1)
+            ref = arxiv_ref(summary[: m.end()].split()[0]) or ref
+            summary = summary[m.end() :]
+        if len(authors) == 1 and ("," in authors[0] or " and " in authors[0]):
+            parts = re.split(r",\s*(?:and\s+)?|\s+and\s+", authors[0])
+            authors = tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
+    if ref is None:
+        return replace(entry, summary=summary, authors=authors, announce_type=announce)
+    version = ref[1]
+    if version is None and entry.link:
+        version = (arxiv_ref(entry.link) or ("", None))[1]
+    return replace(
+        entry,
+        summary=summary,
+        authors=authors,
+        arxiv_id=ref[0],
+        arxiv_version=version or entry.arxiv_version,
+        announce_type=announce.lower() if announce else None,
+    )
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+
+def _parse_json(name: str, body: bytes, kind: FeedType | None) -> list[ParsedEntry]:
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FeedError(name, f"not valid JSON ({e})") from e
-    if isinstance(data, dict) and str(data.get("version", "")).startswith(
-        "https://jsonfeed.org/version/"
+    if (
+        kind != "daily-papers"
+        and isinstance(data, dict)
+        and str(data.get("version", "")).startswith("https://jsonfeed.org/version/")
     ):
         items = data.get("items")
         if not isinstance(items, list):
             raise FeedError(name, "JSON Feed without an items list")
-        return [_from_json_feed(item) for item in items if isinstance(item, dict)]
-    if isinstance(data, list) and all(isinstance(x, dict) and "paper" in x for x in data):
+        return [_finish(_from_json_feed(item), False) for item in items if isinstance(item, dict)]
+    if (
+        kind != "json"
+        and isinstance(data, list)
+        and all(isinstance(x, dict) and "paper" in x for x in data)
+    ):
         return [_from_daily_papers(name, item) for item in data]
+    if kind == "json":
+        raise FeedError(name, 'type = "json" but the document is not a JSON Feed')
+    if kind == "daily-papers":
+        raise FeedError(name, 'type = "daily-papers" but the document is not a Daily-Papers list')
     raise FeedError(name, "JSON that is neither a JSON Feed nor a Daily-Papers listing")
 
 
 def _from_json_feed(item: Mapping[str, Any]) -> ParsedEntry:
     authors = item.get("authors") or ([item["author"]] if item.get("author") else [])
     summary = item.get("content_html") or item.get("content_text") or item.get("summary")
+    tags = item.get("tags")
     return ParsedEntry(
         title=_title(_str(item.get("title")), _str(summary)),
         guid=_str(item.get("id")) or None,
@@ -122,6 +573,11 @@ def _from_json_feed(item: Mapping[str, Any]) -> ParsedEntry:
             for a in authors
             if isinstance(a, dict) and a.get("name")
         ),
+        categories=tuple(
+            dict.fromkeys(plain_text(t) for t in tags if isinstance(t, str) and t.strip())
+        )
+        if isinstance(tags, list)
+        else (),
     )
 
 
@@ -132,6 +588,7 @@ def _from_daily_papers(name: str, item: Mapping[str, Any]) -> ParsedEntry:
     paper_id = _str(paper["id"]).strip()
     organisation = item.get("organization") or paper.get("organization") or {}
     upvotes = paper.get("upvotes")
+    bare = _BARE_ARXIV_ID.match(paper_id)
     return ParsedEntry(
         title=_title(_str(item.get("title") or paper.get("title")), ""),
         guid=DAILY_PAPERS_LINK.format(id=paper_id),
@@ -144,7 +601,12 @@ def _from_daily_papers(name: str, item: Mapping[str, Any]) -> ParsedEntry:
         )
         or None,
         upvotes=upvotes if isinstance(upvotes, int) and not isinstance(upvotes, bool) else None,
+        arxiv_id=bare.group(1) if bare else None,
+        arxiv_version=int(bare.group(2)) if bare and bare.group(2) else None,
     )
+
+
+# --- shared ----------------------------------------------------------------------------------
 
 
 def _title(title: str | None, summary: str | None) -> str:
@@ -158,11 +620,14 @@ def _title(title: str | None, summary: str | None) -> str:
     return text or "(untitled)"
 
 
+def _names(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n for n in (plain_text(name) for name in names) if n))
+
+
 def _author_names(authors: object) -> tuple[str, ...]:
     if not isinstance(authors, list):
         return ()
-    names = (plain_text(_str(a.get("name"))) for a in authors if isinstance(a, dict))
-    return tuple(dict.fromkeys(name for name in names if name))
+    return _names(_str(a.get("name")) for a in authors if isinstance(a, dict))
 
 
 def _str(value: object) -> str:

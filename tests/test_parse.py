@@ -88,6 +88,7 @@ def test_daily_papers_json() -> None:
         authors=("Ann Author", "Bo Writer"),
         organisation="Example University",
         upvotes=42,
+        arxiv_id="2411.00001",
     )
     assert plain.link == "https://huggingface.co/papers/2411.00002"
     assert (plain.authors, plain.upvotes) == ((), 0)
