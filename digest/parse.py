@@ -58,7 +58,7 @@ _ARXIV_ID = r"(\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Za-z]{2})?/\d{7})(?:v(\d+))?"
 _ARXIV_REF = re.compile(
     r"(?:arxiv\.org/(?:abs|pdf|html)/|huggingface\.co/papers/|oai:arxiv\.org:|^arxiv:)"
     + _ARXIV_ID
-    + r"(?![\w.])",
+    + r"(?![\w-]|\.\d)",
     re.IGNORECASE,
 )
 _BARE_ARXIV_ID = re.compile(_ARXIV_ID + r"$")
