@@ -155,7 +155,9 @@ async def collect(
 ) -> list[FeedReport]:
     """Fetch every feed and store what is new; one failing feed never stops the others."""
     results = await fetch_all(config.feeds, store.feed_statuses(), on_done=on_feed)
-    return [_store_result(store, result, now) for result in results]
+    reports = [_store_result(store, result, now) for result in results]
+    store.prune(now, config.settings.keep_days)
+    return reports
 
 
 def _store_result(store: Store, result: FetchResult, now: datetime) -> FeedReport:
@@ -175,7 +177,7 @@ def _store_result(store: Store, result: FetchResult, now: datetime) -> FeedRepor
         )
         return FeedReport(feed.name, "not modified")
     try:
-        parsed = parse_feed(feed.name, result.body)
+        parsed = parse_feed(feed.name, result.body, feed.type)
     except FeedError as e:
         store.record_feed(feed.url, feed.name, now, status=status, error=e.reason)
         return FeedReport(feed.name, "error", error=e.reason)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
-from .dedupe import Candidate
+from .dedupe import Candidate, identity_keys
 from .errors import StateError, StateLockedError
-from .models import DONE, Delivery, Entry, FeedStatus
+from .models import DONE, Delivery, Entry, FeedStatus, ParsedEntry
 
 # Each step moves the schema up one version, inside one transaction. Never edit a step
 # that has shipped: add a new one.
@@ -72,8 +73,27 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE deliveries ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE deliveries ADD COLUMN last_error TEXT;
     """,
+    # 3: canonical identity. Every key an entry was seen under (arXiv id, DOI, URL, guid,
+    # title), as a 16-byte hash; entry_id is NULL once the entry itself has been pruned.
+    # A backlog entry came with a feed's first fetch and is never a digest candidate.
+    """
+    ALTER TABLE entries ADD COLUMN categories TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE entries ADD COLUMN arxiv_id TEXT;
+    ALTER TABLE entries ADD COLUMN arxiv_version INTEGER;
+    ALTER TABLE entries ADD COLUMN announce_type TEXT;
+    ALTER TABLE entries ADD COLUMN backlog INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE entry_keys (key BLOB PRIMARY KEY, entry_id TEXT) WITHOUT ROWID;
+    CREATE INDEX entry_keys_entry ON entry_keys (entry_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# the step that created entry_keys: entries stored before it get their keys in that step
+_KEYS_STEP = next(i for i, step in enumerate(MIGRATIONS) if "CREATE TABLE entry_keys" in step)
+#: on a feed's first fetch into an existing state file, only entries published this
+#: recently are digest candidates; the rest are its backlog
+NEW_FEED_WINDOW = timedelta(days=2)
+# SQLite's smallest limit on parameters in one statement
+_CHUNK = 900
 
 
 class Store:
@@ -169,6 +189,8 @@ class Store:
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
                         db.execute(statement)
+                if number == _KEYS_STEP:
+                    _backfill_keys(db)
                 db.execute(f"PRAGMA user_version = {number + 1}")
 
     @property
@@ -194,11 +216,19 @@ class Store:
         candidates: Sequence[Candidate] | None = None,
     ) -> int:
         """Record one feed's fetch and store its parsed entries (None: nothing was parsed) in
-        one transaction; return how many entries were new. Validators are kept only on
-        success, so a feed that failed is fetched in full next time."""
+        one transaction; return how many entries are new digest candidates. Validators are
+        kept only on success, so a feed that failed is fetched in full next time.
+
+        A feed read for the first time into a state file that was already in use (by other
+        feeds before this run, or by deliveries) brings its backlog: only its entries
+        published within NEW_FEED_WINDOW are candidates, so adding a feed never floods a
+        digest. On a fresh state file everything the feeds hold now is a candidate."""
         ok = error is None
         parsed = candidates is not None
         with self._transaction() as db:
+            backlog_before = None
+            if parsed and ok and self._first_fetch(db, url, now):
+                backlog_before = now - NEW_FEED_WINDOW
             db.execute(
                 """
                 INSERT INTO feeds (url, name, last_status, last_error, last_attempt)
@@ -222,38 +252,35 @@ class Store:
                         url,
                     ),
                 )
-            return self._add_entries(db, candidates or (), now)
+            return _add_entries(db, candidates or (), now, backlog_before)
 
-    def _add_entries(
-        self, db: sqlite3.Connection, candidates: Iterable[Candidate], now: datetime
-    ) -> int:
-        new = 0
-        seen = _ts(now)
-        for c in candidates:
-            e = c.entry
-            cursor = db.execute(
-                """INSERT INTO entries (id, title, link, summary, published, authors,
-                       organisation, upvotes, first_seen)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
-                (
-                    c.id,
-                    e.title,
-                    e.link,
-                    e.summary,
-                    _ts(e.published) if e.published else None,
-                    json.dumps(list(e.authors)),
-                    e.organisation,
-                    e.upvotes,
-                    seen,
-                ),
+    @staticmethod
+    def _first_fetch(db: sqlite3.Connection, url: str, now: datetime) -> bool:
+        """True when the feed was never read before and the state file is in use already."""
+        row = db.execute("SELECT last_success FROM feeds WHERE url = ?", (url,)).fetchone()
+        if row is not None and row["last_success"] is not None:
+            return False
+        in_use = db.execute(
+            """SELECT EXISTS (SELECT 1 FROM feeds WHERE last_success < ?)
+                   OR EXISTS (SELECT 1 FROM deliveries)""",
+            (_ts(now),),
+        ).fetchone()[0]
+        return bool(in_use)
+
+    def prune(self, now: datetime, keep_days: int) -> int:
+        """Forget entries first seen more than keep_days ago, keeping their identity keys
+        (16 bytes each) so that none of them ever comes back as new. Returns how many."""
+        cutoff = _ts(now - timedelta(days=keep_days))
+        old = "SELECT id FROM entries WHERE first_seen < ?"
+        with self._transaction() as db:
+            db.execute(
+                f"UPDATE entry_keys SET entry_id = NULL WHERE entry_id IN ({old})", (cutoff,)
             )
-            new += cursor.rowcount
-            db.executemany(
-                """INSERT INTO entry_feeds (entry_id, feed, first_seen) VALUES (?, ?, ?)
-                   ON CONFLICT DO NOTHING""",
-                [(c.id, feed, seen) for feed in c.feeds],
-            )
-        return new
+            db.execute(f"DELETE FROM entry_feeds WHERE entry_id IN ({old})", (cutoff,))
+            return db.execute("DELETE FROM entries WHERE first_seen < ?", (cutoff,)).rowcount
+
+    def entry_keys_count(self) -> int:
+        return cast(int, self._db.execute("SELECT count(*) FROM entry_keys").fetchone()[0])
 
     # entries
 
@@ -273,6 +300,7 @@ class Store:
             WHERE ((e.first_seen > ? AND e.first_seen <= ?)
                    OR e.id IN (SELECT j.value FROM deliveries d, json_each(d.entry_ids) j
                                WHERE d.reader = ? AND d.status = 'folded'))
+              AND NOT e.backlog
               AND NOT EXISTS (SELECT 1 FROM delivered_entries d
                               WHERE d.reader = ? AND d.entry_id = e.id)
             ORDER BY e.first_seen, e.id
@@ -387,6 +415,102 @@ class Store:
         )
 
 
+def key_hash(key: str) -> bytes:
+    """An identity key as stored: 16 bytes, whatever its length."""
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
+
+
+def _add_entries(
+    db: sqlite3.Connection,
+    candidates: Sequence[Candidate],
+    now: datetime,
+    backlog_before: datetime | None,
+) -> int:
+    """Store each candidate as a new entry, or as one more sighting of the entry any of its
+    keys already names (with its new keys and feeds, and a newer arXiv version)."""
+    hashes = [[key_hash(k) for k in c.keys or (c.id,)] for c in candidates]
+    known = _lookup(db, [h for hs in hashes for h in hs])
+    new = 0
+    seen = _ts(now)
+    for c, keys in zip(candidates, hashes, strict=True):
+        e = c.entry
+        match = next((h for h in keys if h in known), None)
+        if match is not None:
+            entry_id = known[match]
+            if entry_id is not None and e.arxiv_version is not None:
+                db.execute(
+                    """UPDATE entries SET arxiv_version = ?, announce_type = ?
+                       WHERE id = ? AND coalesce(arxiv_version, 0) < ?""",
+                    (e.arxiv_version, e.announce_type, entry_id, e.arxiv_version),
+                )
+        else:
+            entry_id = c.id
+            backlog = backlog_before is not None and (
+                e.published is None or e.published < backlog_before
+            )
+            inserted = db.execute(
+                """INSERT INTO entries (id, title, link, summary, published, authors,
+                       organisation, upvotes, first_seen, categories, arxiv_id, arxiv_version,
+                       announce_type, backlog)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (id) DO NOTHING""",
+                (
+                    entry_id,
+                    e.title,
+                    e.link,
+                    e.summary,
+                    _ts(e.published) if e.published else None,
+                    json.dumps(list(e.authors)),
+                    e.organisation,
+                    e.upvotes,
+                    seen,
+                    json.dumps(list(e.categories)),
+                    e.arxiv_id,
+                    e.arxiv_version,
+                    e.announce_type,
+                    backlog,
+                ),
+            ).rowcount
+            new += inserted and not backlog
+        fresh = [h for h in keys if h not in known]
+        db.executemany(
+            "INSERT INTO entry_keys (key, entry_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(h, entry_id) for h in fresh],
+        )
+        known.update((h, entry_id) for h in fresh)
+        if entry_id is not None:
+            db.executemany(
+                """INSERT INTO entry_feeds (entry_id, feed, first_seen) VALUES (?, ?, ?)
+                   ON CONFLICT DO NOTHING""",
+                [(entry_id, feed, seen) for feed in c.feeds],
+            )
+    return new
+
+
+def _lookup(db: sqlite3.Connection, hashes: Sequence[bytes]) -> dict[bytes, str | None]:
+    found: dict[bytes, str | None] = {}
+    for start in range(0, len(hashes), _CHUNK):
+        chunk = hashes[start : start + _CHUNK]
+        rows = db.execute(
+            f"SELECT key, entry_id FROM entry_keys WHERE key IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        found.update((row[0], row[1]) for row in rows)
+    return found
+
+
+def _backfill_keys(db: sqlite3.Connection) -> None:
+    """Keys for entries stored before identity keys existed: their old id (a guid, a link,
+    or a title hash, which new items of the same kind produce too) and today's keys."""
+    rows = db.execute("SELECT id, title, link FROM entries").fetchall()
+    for row in rows:
+        keys = (row["id"], *identity_keys(ParsedEntry(title=row["title"], link=row["link"]), ""))
+        db.executemany(
+            "INSERT INTO entry_keys (key, entry_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(key_hash(k), row["id"]) for k in dict.fromkeys(keys)],
+        )
+
+
 def _ts(when: datetime) -> str:
     if when.tzinfo is None:
         raise ValueError("naive datetime given to the state file")
@@ -411,6 +535,10 @@ def _entry(row: sqlite3.Row) -> Entry:
         authors=tuple(json.loads(row["authors"])),
         organisation=row["organisation"],
         upvotes=row["upvotes"],
+        categories=tuple(json.loads(row["categories"])),
+        arxiv_id=row["arxiv_id"],
+        arxiv_version=row["arxiv_version"],
+        announce_type=row["announce_type"],
     )
 
 

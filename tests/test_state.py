@@ -20,9 +20,12 @@ from digest.state import SCHEMA_VERSION, Store
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 
 
-def cands(feed: str, *links: str) -> list[Candidate]:
+def cands(feed: str, *links: str, published: datetime | None = T0) -> list[Candidate]:
     items = [
-        ParsedEntry(title=f"Paper {x}", link=x, guid=f"https://papers.example/{x}") for x in links
+        ParsedEntry(
+            title=f"Paper {x}", link=x, guid=f"https://papers.example/{x}", published=published
+        )
+        for x in links
     ]
     return merge([(feed, f"https://{feed}.example/feed", items)])
 
