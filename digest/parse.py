@@ -157,7 +157,8 @@ def _safe_parser() -> etree.XMLParser:
     )
 
 
-_XML = _safe_parser()
+#: the lxml parser of the fast path: no entities resolved, no DTD, no network, size limits on
+XML_PARSER = _safe_parser()
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 _AMP_NAME = re.compile(r"&([A-Za-z0-9_]+);")
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
@@ -198,7 +199,7 @@ def fast_parse(body: bytes, kind: FeedType | None = None) -> list[ParsedEntry] |
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         return None
     try:
-        root = etree.fromstring(body, _XML)
+        root = etree.fromstring(body, XML_PARSER)
     except (etree.XMLSyntaxError, ValueError):
         return None
     try:

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import DATA, ROOT, SHARED
+from lxml import etree
+from servers import HTTPServer
 
 from digest.dedupe import canonical_id
 from digest.errors import FeedError
 from digest.models import ParsedEntry
-from digest.parse import ParsedFeed, parse_feed
+from digest.parse import (
+    XML_PARSER,
+    ParsedFeed,
+    arxiv_ref,
+    fast_parse,
+    parse_feed,
+    parse_with_feedparser,
+)
 
 FEEDS = DATA / "feeds"
 REAL_FEEDS = SHARED / "data" / "real-feeds"
@@ -225,3 +236,253 @@ def test_same_paper_on_two_example_pages_has_one_canonical_id() -> None:
     for title in on_several:
         (paper_id,) = ids_by_title[title]
         assert re.fullmatch(r"https://huggingface\.co/papers/[\w.-]+", paper_id), paper_id
+
+
+# --- the fast path gives what feedparser gives ---------------------------------------------
+
+FAST_PATH_FILES = [
+    *(
+        [p for p in sorted(REAL_FEEDS.iterdir()) if p.name != "SOURCES.md"]
+        if REAL_FEEDS.is_dir()
+        else []
+    ),
+    *sorted(EXAMPLES.glob("*.[ar][ts]*")),
+    *sorted((DATA / "arxiv").glob("*.[xa][mt]*")),
+    *sorted((DATA / "two-days").iterdir()),
+    FEEDS / "rss2.xml",
+    FEEDS / "atom.xml",
+    FEEDS / "html-summaries.rss",
+    FEEDS / "untitled.rss",
+]
+
+
+@pytest.mark.parametrize("path", FAST_PATH_FILES, ids=lambda p: p.name)
+def test_fast_path_equals_feedparser(path: Path) -> None:
+    """Same ids, titles, links, dates, plain-text summaries, authors, categories, arXiv
+    fields: whole ParsedEntry records compared, entry by entry."""
+    body = path.read_bytes()
+    fast = fast_parse(body)
+    reference = parse_with_feedparser(path.name, body).entries
+    assert reference
+    if fast is not None:
+        assert len(fast) == len(reference)
+        for mine, theirs in zip(fast, reference, strict=True):
+            assert mine == theirs
+    assert parse_feed(path.name, body).entries == reference
+
+
+def test_fast_path_takes_most_real_feeds() -> None:
+    if not REAL_FEEDS.is_dir():
+        pytest.skip(f"{REAL_FEEDS} is absent")
+    files = [p for p in REAL_FEEDS.iterdir() if p.name != "SOURCES.md"]
+    fast = [p.name for p in files if fast_parse(p.read_bytes()) is not None]
+    assert len(fast) >= len(files) * 2 // 3, fast
+    assert {"arxiv-cs_ai.xml", "lionelsy-arxiv15.rss", "nnw-russcox.atom"} <= set(fast)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<!DOCTYPE rss><rss version='2.0'><channel><item><title>t</title></item></channel></rss>",
+        b"<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'/>",
+        b"<rss version='2.0'><channel><item><title>t</title><pubDate>someday</pubDate>"
+        b"</item></channel></rss>",
+        b"<feed xmlns='http://www.w3.org/2005/Atom'><entry><title type='xhtml'>"
+        b"<div xmlns='http://www.w3.org/1999/xhtml'>t</div></title></entry></feed>",
+        b"<rss version='2.0'><channel><item><title>t</title></item></channel>",
+    ],
+    ids=["doctype", "rss1", "odd date", "xhtml", "broken"],
+)
+def test_odd_documents_go_to_feedparser(body: bytes) -> None:
+    assert fast_parse(body) is None
+
+
+# --- arXiv -----------------------------------------------------------------------------------
+
+
+def test_arxiv_listing_keeps_id_version_announce_type_categories_and_authors() -> None:
+    entries = parse_feed("cs.LG", (DATA / "arxiv" / "listing-rss.xml").read_bytes()).entries
+    fields = [(e.arxiv_id, e.arxiv_version, e.announce_type, e.categories) for e in entries]
+    assert fields == [
+        ("2411.10001", 1, "new", ("cs.LG", "cs.AI")),
+        ("2411.10002", 1, "cross", ("cs.CL",)),
+        ("2411.10003", 2, "replace", ("cs.CV", "cs.LG")),
+        ("2411.10004", 2, "replace-cross", ("stat.ML", "cs.LG")),
+    ]
+    assert entries[2].authors == ("Edsger Dijkstra", "Barbara Liskov", "Donald Knuth")
+    # the listing's "arXiv:… Announce Type: … Abstract:" preamble is not part of the text
+    assert entries[0].summary.startswith("3D occupancy prediction")
+
+
+def test_arxiv_api_entry_keeps_version_and_primary_category_first() -> None:
+    first = parse_feed("api", (DATA / "arxiv" / "api-v2.atom").read_bytes()).entries[0]
+    assert (first.arxiv_id, first.arxiv_version, first.announce_type) == ("2411.10001", 2, None)
+    assert first.categories == ("cs.LG", "cs.AI")
+    assert first.authors == ("Ada Lovelace", "Alan Turing")
+    assert first.published == utc(2026, 11, 20, 17, 0)
+
+
+def test_daily_papers_item_knows_its_arxiv_id() -> None:
+    (item,) = parse_feed("hf", (DATA / "arxiv" / "daily-papers.json").read_bytes()).entries
+    assert (item.arxiv_id, item.link) == ("2411.10001", "https://huggingface.co/papers/2411.10001")
+
+
+@pytest.mark.parametrize(
+    ("text", "ref"),
+    [
+        ("https://arxiv.org/abs/2401.00001v2", ("2401.00001", 2)),
+        ("oai:arXiv.org:2604.21935v1", ("2604.21935", 1)),
+        ("https://arxiv.org/pdf/2401.00001.pdf", ("2401.00001", None)),
+        ("http://arxiv.org/abs/hep-th/9901001v3", ("hep-th/9901001", 3)),
+        ("https://huggingface.co/papers/2401.00001", ("2401.00001", None)),
+        ("arXiv:0704.0001", ("0704.0001", None)),
+        ("https://arxiv.org/abs/2401.000011", None),
+        ("https://example.org/abs/2401.00001", None),
+    ],
+)
+def test_arxiv_ref(text: str, ref: tuple[str, int | None] | None) -> None:
+    assert arxiv_ref(text) == ref
+
+
+# --- declared types --------------------------------------------------------------------------
+
+
+def test_declared_type_must_match_the_document() -> None:
+    atom = (FEEDS / "atom.xml").read_bytes()
+    assert parse_feed("a", atom, "atom").entries == parse_feed("a", atom).entries
+    with pytest.raises(FeedError, match='type = "rss" but the document is atom'):
+        parse_feed("a", atom, "rss")
+    papers = (FEEDS / "daily-papers.json").read_bytes()
+    with pytest.raises(FeedError, match='type = "json" but the document is not a JSON Feed'):
+        parse_feed("p", papers, "json")
+    assert parse_feed("p", papers, "daily-papers").entries == parse_feed("p", papers).entries
+
+
+def test_declared_arxiv_type_splits_authors_of_any_listing() -> None:
+    body = (
+        b"<rss version='2.0'><channel><item><title>A paper about arXiv listings</title>"
+        b"<link>https://arxiv.org/abs/2401.00007</link>"
+        b"<dc:creator xmlns:dc='http://purl.org/dc/elements/1.1/'>Ann One, Bo Two and Cy Three"
+        b"</dc:creator></item></channel></rss>"
+    )
+    (plain,) = parse_feed("x", body).entries
+    (arxiv,) = parse_feed("x", body, "arxiv").entries
+    assert plain.authors == ("Ann One, Bo Two and Cy Three",)
+    assert arxiv.authors == ("Ann One", "Bo Two", "Cy Three")
+    assert arxiv.arxiv_id == plain.arxiv_id == "2401.00007"
+
+
+# --- documents that are reported -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "empty document"),
+        (b"  \n\t", "empty document"),
+        (b"<html><body>Moved</body></html>", "not an RSS, Atom or JSON feed"),
+        (b"<rss version='2.0'><chan", "not a valid RSS, Atom or JSON feed"),
+    ],
+)
+def test_unusable_documents_are_reported_with_a_reason(body: bytes, reason: str) -> None:
+    with pytest.raises(FeedError, match=reason):
+        parse_feed("feed", body)
+
+
+def test_truncated_feed_keeps_what_it_can_and_is_reported() -> None:
+    feed = parse_feed("feed", b"<rss version='2.0'><channel><item><title>Kept</title></ite")
+    assert [e.title for e in feed.entries] == ["Kept"]
+    assert feed.problem is not None and "malformed feed, 1 entries recovered" in feed.problem
+
+
+def test_misdeclared_encoding_is_read_and_reported() -> None:
+    # Latin-1 bytes in a document that says it is UTF-8
+    body = (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel>"
+        "<item><title>Café au lait</title><link>https://x.example/1</link></item>"
+        "</channel></rss>"
+    ).encode("latin-1")
+    assert fast_parse(body) is None
+    feed = parse_feed("feed", body)
+    assert [e.link for e in feed.entries] == ["https://x.example/1"]
+    assert feed.problem is not None and "malformed" in feed.problem
+
+
+# --- hostile XML -----------------------------------------------------------------------------
+
+LAUGHS = "".join(
+    f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">\n' for i in range(1, 10)
+)  # &lol9; would be 10^9 "lol"s
+
+
+def billion_laughs(one_line: bool) -> bytes:
+    dtd = f'<!ENTITY lol0 "lol">\n{LAUGHS}'
+    if one_line:
+        dtd = dtd.replace("\n", "")
+    return (
+        f'<?xml version="1.0"?>\n<!DOCTYPE rss [\n{dtd}]>\n'
+        "<rss version='2.0'><channel><title>t</title><item><title>Laughs &lol9;</title>"
+        "<link>https://x.example/1</link><description>&lol9;</description></item>"
+        "</channel></rss>"
+    ).encode()
+
+
+def external_entities(secret: Path, server: HTTPServer) -> bytes:
+    return (
+        '<?xml version="1.0"?>\n'
+        f'<!DOCTYPE rss SYSTEM "{server.url("dtd")}" [\n'
+        f'<!ENTITY file SYSTEM "file://{secret}">\n'
+        f'<!ENTITY web SYSTEM "{server.url("entity")}">\n'
+        f'<!ENTITY % param SYSTEM "{server.url("param")}">\n'
+        "%param;\n]>\n"
+        "<rss version='2.0'><channel><title>t</title><item><title>Secret: &file;</title>"
+        "<link>https://x.example/1</link><description>Web: &web;</description></item>"
+        "</channel></rss>"
+    ).encode()
+
+
+PARSERS: dict[str, Callable[[bytes], object]] = {
+    "parse_feed": lambda body: parse_feed("hostile", body),
+    "fast path": fast_parse,
+    "feedparser": lambda body: parse_with_feedparser("hostile", body),
+    "lxml parser": lambda body: etree.tostring(etree.fromstring(body, XML_PARSER)),
+}
+
+
+def run_hostile(parser: str, body: bytes) -> str:
+    """Parse within a second; what came out (or the error reported) as text."""
+    start = time.perf_counter()
+    try:
+        out = repr(PARSERS[parser](body))
+    except (FeedError, etree.XMLSyntaxError) as e:
+        out = f"reported: {e}"
+    assert time.perf_counter() - start < 1.0
+    return out
+
+
+@pytest.mark.parametrize("one_line", [False, True], ids=["dtd on lines", "dtd on one line"])
+@pytest.mark.parametrize("parser", PARSERS)
+def test_billion_laughs_is_not_expanded(parser: str, one_line: bool) -> None:
+    out = run_hostile(parser, billion_laughs(one_line))
+    assert "lol" * 11 not in out
+    assert len(out) < 20_000
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_external_entities_are_neither_read_nor_fetched(
+    parser: str, tmp_path: Path, http_server: HTTPServer
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-42")
+    for path in ("dtd", "entity", "param"):
+        http_server.set(path, b'<!ENTITY leak "LEAKED-FROM-SERVER">')
+    out = run_hostile(parser, external_entities(secret, http_server))
+    assert "TOP-SECRET-42" not in out
+    assert "LEAKED-FROM-SERVER" not in out
+    assert http_server.requests == []
+
+
+def test_hostile_feeds_still_give_their_harmless_entries() -> None:
+    (entry,) = parse_feed("hostile", billion_laughs(False)).entries
+    assert entry.link == "https://x.example/1"
+    assert entry.title.startswith("Laughs")
