@@ -87,8 +87,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-# the step that created entry_keys: entries stored before it get their keys in that step
-_KEYS_STEP = next(i for i, step in enumerate(MIGRATIONS) if "CREATE TABLE entry_keys" in step)
+#: the migration that created entry_keys; entries stored before it get their keys in it
+IDENTITY_STEP = next(i for i, step in enumerate(MIGRATIONS) if "CREATE TABLE entry_keys" in step)
 #: on a feed's first fetch into an existing state file, only entries published this
 #: recently are digest candidates; the rest are its backlog
 NEW_FEED_WINDOW = timedelta(days=2)
@@ -189,7 +189,7 @@ class Store:
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
                         db.execute(statement)
-                if number == _KEYS_STEP:
+                if number == IDENTITY_STEP:
                     _backfill_keys(db)
                 db.execute(f"PRAGMA user_version = {number + 1}")
 
@@ -256,12 +256,13 @@ class Store:
 
     @staticmethod
     def _first_fetch(db: sqlite3.Connection, url: str, now: datetime) -> bool:
-        """True when the feed was never read before and the state file is in use already."""
+        """True when the feed was never read before and the state file is in use already:
+        it holds entries from an earlier run, or has made digests."""
         row = db.execute("SELECT last_success FROM feeds WHERE url = ?", (url,)).fetchone()
         if row is not None and row["last_success"] is not None:
             return False
         in_use = db.execute(
-            """SELECT EXISTS (SELECT 1 FROM feeds WHERE last_success < ?)
+            """SELECT EXISTS (SELECT 1 FROM entries WHERE first_seen < ?)
                    OR EXISTS (SELECT 1 FROM deliveries)""",
             (_ts(now),),
         ).fetchone()[0]

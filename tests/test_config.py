@@ -219,6 +219,12 @@ INVALID = {
         "integer",
     ),
     "feed weight a boolean": (FEED + "weight = true\n", "feeds[0].weight", "boolean"),
+    "unknown feed type": (
+        FEED + 'type = "rdf"\n',
+        "feeds[0].type",
+        "unknown feed type 'rdf' (one of: rss, atom, json, daily-papers, arxiv)",
+    ),
+    "keep_days too short": ("[digest]\nkeep_days = 3\n" + FEED, "digest.keep_days", "at least 7"),
     "keyword weight a boolean": (
         FEED + "[profiles.rl]\nkeywords = { RLHF = true }\n",
         "profiles.rl.keywords.RLHF",
@@ -250,6 +256,13 @@ def test_invalid_config_is_one_line_naming_file_and_key(
     assert error.key == key
     assert f": {key}: " in str(error)
     assert reason in error.reason
+
+
+def test_feed_type_and_keep_days_are_read(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[digest]\nkeep_days = 365\n" + FEED + 'type = "arxiv"\n'))
+    assert (config.feeds[0].type, config.settings.keep_days) == ("arxiv", 365)
+    plain = load_config(write(tmp_path, FEED))
+    assert (plain.feeds[0].type, plain.settings.keep_days) == (None, 180)
 
 
 def test_password_in_file_is_never_echoed(tmp_path: Path) -> None:

@@ -475,7 +475,7 @@ def test_external_entities_are_neither_read_nor_fetched(
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-42")
     for path in ("dtd", "entity", "param"):
-        http_server.set(path, b'<!ENTITY leak "LEAKED-FROM-SERVER">')
+        http_server.set(f"/{path}", b'<!ENTITY leak "LEAKED-FROM-SERVER">')
     out = run_hostile(parser, external_entities(secret, http_server))
     assert "TOP-SECRET-42" not in out
     assert "LEAKED-FROM-SERVER" not in out

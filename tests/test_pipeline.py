@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from servers import HTTPServer
+
 from digest.config import load_config
-from digest.models import Config, FeedStatus
-from digest.pipeline import feed_problems, run
+from digest.models import Config, Entry, FeedStatus
+from digest.pipeline import collect_only, feed_problems, run
 from digest.state import Store
 
 DAY1 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
@@ -133,3 +136,138 @@ def test_the_local_date_is_the_subscribers_own(tmp_path: Path) -> None:
         assert [d.local_date.isoformat() for d in store.deliveries("subscriber:kiri")] == [
             "2026-11-21"
         ]
+
+
+# --- collecting: one canonical entry per paper ---------------------------------------------
+
+ARXIV = Path(__file__).resolve().parent / "data" / "arxiv"
+
+
+def feeds_config(
+    tmp_path: Path, feeds: list[tuple[str, str, str | None]], extra: str = ""
+) -> Config:
+    """A config with these (name, url, type) feeds and no readers."""
+    blocks = "".join(
+        f"[[feeds]]\nname = '{name}'\nurl = '{url}'\n" + (f"type = '{kind}'\n" if kind else "")
+        for name, url, kind in feeds
+    )
+    (tmp_path / "digest.toml").write_text(
+        f"[digest]\nstate = 'state.sqlite'\n{extra}\n{blocks}\n"
+        "[profiles.p]\nkeywords = { x = 1 }\n"
+    )
+    return load_config(tmp_path / "digest.toml")
+
+
+def stored(config: Config, after: datetime, until: datetime) -> dict[str, Entry]:
+    with Store.open(config.settings.state) as store:
+        return {e.id: e for e in store.new_entries("reader", after, until)}
+
+
+def test_one_arxiv_paper_through_three_kinds_of_feed_is_one_entry(
+    tmp_path: Path, http_server: HTTPServer
+) -> None:
+    """v1 in an rss.arxiv.org listing, v2 in an API answer, and a Daily-Papers page."""
+    for name, kind in [
+        ("listing-rss.xml", "application/rss+xml"),
+        ("api-v2.atom", "application/atom+xml"),
+        ("daily-papers.json", "application/json"),
+    ]:
+        http_server.set(f"/{name}", (ARXIV / name).read_bytes(), kind)
+    config = feeds_config(
+        tmp_path,
+        [
+            ("listing", http_server.url("listing-rss.xml"), None),
+            ("api", http_server.url("api-v2.atom"), "arxiv"),
+            ("hf", http_server.url("daily-papers.json"), "daily-papers"),
+        ],
+    )
+    reports = collect_only(config, DAY1)
+    assert [r.error for r in reports] == [None, None, None]
+    assert [(r.name, r.status, r.new) for r in reports] == [
+        ("listing", "ok", 4),
+        ("api", "ok", 0),
+        ("hf", "ok", 0),
+    ]
+    entries = stored(config, DAY1 - timedelta(days=1), DAY1)
+    assert sorted(entries) == [f"arxiv:2411.1000{i}" for i in range(1, 5)]
+    paper = entries["arxiv:2411.10001"]
+    assert paper.feeds == ("listing", "api", "hf")
+    assert (paper.arxiv_id, paper.arxiv_version) == ("2411.10001", 2)
+    assert paper.categories == ("cs.LG", "cs.AI")
+    assert paper.authors == ("Ada Lovelace", "Alan Turing")
+    # the next day, the same documents (served in full, not 304) bring nothing new
+    for name in ("listing-rss.xml", "api-v2.atom", "daily-papers.json"):
+        http_server.set(f"/{name}", (ARXIV / name).read_bytes() + b"\n")
+    again = collect_only(config, DAY1 + timedelta(days=1))
+    assert [(r.status, r.new) for r in again] == [("ok", 0)] * 3
+
+
+def test_a_changed_guid_with_the_same_link_is_not_new(tmp_path: Path) -> None:
+    feed = tmp_path / "feed.rss"
+    config = feeds_config(tmp_path, [("blog", "feed.rss", None)])
+    item = "<item><title>Same post</title><link>https://blog.example/p/1</link>{}</item>"
+    feed.write_text(
+        f"<rss version='2.0'><channel>{item.format('<guid>urn:uuid:a</guid>')}</channel></rss>"
+    )
+    assert [r.new for r in collect_only(config, DAY1)] == [1]
+    feed.write_text(
+        f"<rss version='2.0'><channel>{item.format('<guid>urn:uuid:b</guid>')}</channel></rss>"
+    )
+    assert [r.new for r in collect_only(config, DAY1 + timedelta(days=1))] == [0]
+
+
+def slug(title: str) -> str:
+    return re.sub(r"\W+", "-", title.lower())
+
+
+def dated_rss(path: Path, items: list[tuple[str, datetime]]) -> None:
+    body = "".join(
+        f"<item><title>{escape(title)}</title>"
+        f"<link>https://{path.stem}.example/{slug(title)}</link>"
+        f"<pubDate>{format_datetime(when)}</pubDate></item>"
+        for title, when in items
+    )
+    path.write_text(f"<rss version='2.0'><channel><title>t</title>{body}</channel></rss>")
+
+
+def test_a_feed_added_later_brings_only_its_last_two_days(tmp_path: Path) -> None:
+    old = [(f"Archived post number {i}", DAY1 - timedelta(days=30 + i)) for i in range(40)]
+    dated_rss(tmp_path / "a.rss", old[:3])
+    config = feeds_config(tmp_path, [("a", "a.rss", None)])
+    # a fresh state file shows what the feeds hold, however old
+    assert [r.new for r in collect_only(config, DAY1)] == [3]
+    day2 = DAY1 + timedelta(days=1)
+    recent = [("Posted yesterday", day2 - timedelta(days=1)), ("Posted this morning", day2)]
+    dated_rss(tmp_path / "b.rss", recent + old)
+    config = feeds_config(tmp_path, [("a", "a.rss", None), ("b", "b.rss", None)])
+    assert [r.new for r in collect_only(config, day2)] == [0, 2]
+    titles = {e.title for e in stored(config, DAY1, day2).values()}
+    assert titles == {"Posted yesterday", "Posted this morning"}
+    with Store.open(config.settings.state) as store:
+        assert store.count_entries() == 3 + 42  # the backlog is kept, as known entries
+    # the backlog never becomes new later, and the feed's next new post is new as usual
+    dated_rss(tmp_path / "b.rss", [("Posted on day three", day2 + timedelta(days=1)), *old])
+    assert [r.new for r in collect_only(config, day2 + timedelta(days=1))] == [0, 1]
+
+
+def test_an_old_dated_entry_seen_for_the_first_time_on_a_known_feed_is_new(
+    tmp_path: Path,
+) -> None:
+    dated_rss(tmp_path / "a.rss", [("First post of the blog", DAY1)])
+    config = feeds_config(tmp_path, [("a", "a.rss", None)])
+    collect_only(config, DAY1)
+    late = ("A post published long ago, found today", DAY1 - timedelta(days=400))
+    dated_rss(tmp_path / "a.rss", [("First post of the blog", DAY1), late])
+    assert [r.new for r in collect_only(config, DAY1 + timedelta(days=1))] == [1]
+
+
+def test_pruned_entries_never_come_back_as_new(tmp_path: Path) -> None:
+    dated_rss(tmp_path / "a.rss", [("An evergreen post on the blog", DAY1)])
+    config = feeds_config(tmp_path, [("a", "a.rss", None)], extra="keep_days = 30")
+    assert [r.new for r in collect_only(config, DAY1)] == [1]
+    later = DAY1 + timedelta(days=31)
+    assert [r.new for r in collect_only(config, later)] == [0]
+    with Store.open(config.settings.state) as store:
+        assert store.count_entries() == 0  # pruned at the end of that run
+        assert store.entry_keys_count() == 2  # its URL and its title, 16 bytes each
+    assert [r.new for r in collect_only(config, later + timedelta(days=1))] == [0]

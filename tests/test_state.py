@@ -15,7 +15,7 @@ from conftest import RunDigest
 from digest.dedupe import Candidate, merge
 from digest.errors import StateError, StateLockedError
 from digest.models import Delivery, ParsedEntry
-from digest.state import SCHEMA_VERSION, Store
+from digest.state import IDENTITY_STEP, MIGRATIONS, SCHEMA_VERSION, Store
 
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 
@@ -150,3 +150,69 @@ def test_a_second_process_on_the_same_state_file_is_refused(
     # the lock dies with its process: a crashed run never blocks the next one
     with Store.open(path) as store:
         assert store.schema_version == SCHEMA_VERSION
+
+
+# --- identity keys ---------------------------------------------------------------------------
+
+
+def test_keys_are_stored_as_16_byte_hashes(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with Store.open(path) as store:
+        store.record_feed("a", "A", T0, status="200", candidates=cands("a", "x"))
+    with closing(sqlite3.connect(path)) as db:
+        sizes = {row[0] for row in db.execute("SELECT length(key) FROM entry_keys")}
+    assert sizes == {16}
+
+
+def test_categories_and_arxiv_fields_are_kept(tmp_path: Path) -> None:
+    paper = ParsedEntry(
+        title="A paper",
+        link="https://arxiv.org/abs/2401.00001",
+        categories=("cs.LG", "stat.ML"),
+        arxiv_id="2401.00001",
+        arxiv_version=1,
+        announce_type="new",
+        published=T0,
+    )
+    replaced = ParsedEntry(
+        title="A paper, revised",
+        link="https://arxiv.org/abs/2401.00001v2",
+        arxiv_id="2401.00001",
+        arxiv_version=2,
+        announce_type="replace",
+    )
+    with Store.open(tmp_path / "s.sqlite") as store:
+        store.record_feed("a", "A", T0, status="200", candidates=merge([("a", "a", [paper])]))
+        later = T0 + timedelta(days=1)
+        assert (
+            store.record_feed(
+                "a", "A", later, status="200", candidates=merge([("a", "a", [replaced])])
+            )
+            == 0
+        )
+        (entry,) = store.new_entries("r", T0 - timedelta(days=1), later)
+    assert entry.id == "arxiv:2401.00001"
+    assert entry.categories == ("cs.LG", "stat.ML")
+    assert (entry.title, entry.arxiv_version, entry.announce_type) == ("A paper", 2, "replace")
+
+
+def test_entries_from_before_identity_keys_stay_known_after_the_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with closing(sqlite3.connect(path)) as db:  # a state file as the previous release left it
+        for number, step in enumerate(MIGRATIONS[:IDENTITY_STEP]):
+            db.executescript(step)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+        db.execute(
+            "INSERT INTO entries (id, title, link, summary, authors, first_seen) "
+            "VALUES ('urn:uuid:7', 'Old post', 'http://www.blog.example/p/7/', '', '[]', ?)",
+            (T0.isoformat(),),
+        )
+        db.commit()
+    again = ParsedEntry(title="Old post", guid="urn:uuid:7")
+    moved = ParsedEntry(title="Old post", guid="urn:uuid:8", link="https://blog.example/p/7")
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        later = T0 + timedelta(days=1)
+        for item in (again, moved):
+            batch = merge([("blog", "https://blog.example/feed", [item])])
+            assert store.record_feed("f", "F", later, status="200", candidates=batch) == 0
