@@ -42,14 +42,12 @@ DAILY_PAPERS_LINK = "https://huggingface.co/papers/{id}"
 TITLE_FROM_SUMMARY = 80
 ARXIV_NS = "http://arxiv.org/schemas/atom"
 # C0 and C1 control characters (terminal escapes, NUL, backspace…) never reach a digest;
-# tabs and line breaks become spaces.
-_CONTROLS = str.maketrans(
-    {c: " " if chr(c) in "\t\n\r\f\v" else None for c in [*range(0x20), *range(0x7F, 0xA0)]}
-)
-_SPACE = re.compile(r"\s+")
+# tabs and line breaks (\x09-\x0d) become spaces with the rest of the white space.
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 # a block or break tag separates words: "<p>One</p><p>Two" is "One Two", not "OneTwo"
 _BLOCK_TAG = re.compile(
-    r"<(?:br|hr|/?(?:p|div|li|ul|ol|dl|dt|dd|h[1-6]|tr|td|th|table|blockquote|pre|section|article))\b",
+    r"<(?=(?:br|hr|/?(?:p|div|li|ul|ol|dl|dt|dd|h[1-6]|tr|td|th|table|blockquote|pre|section"
+    r"|article))\b)",
     re.IGNORECASE,
 )
 # New-style (2401.00001, 0704.0001) and old-style (hep-th/9901001, math.AG/0601001) ids, as
@@ -66,7 +64,7 @@ _BARE_ARXIV_ID = re.compile(_ARXIV_ID + r"$")
 _ARXIV_PREAMBLE = re.compile(
     r"^\s*arXiv:\S+\s+Announce Type:\s*([\w-]+)\s*(?:Abstract:\s*)?", re.IGNORECASE
 )
-ANNOUNCE_TYPES = frozenset({"new", "cross", "replace", "replace-cross"})
+_DROP_CONTENT = {"script", "style"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +93,10 @@ def plain_text(value: str | None) -> str:
     """Feed HTML or text → one line of plain text; script and style content are dropped."""
     if not value:
         return ""
-    text = nh3.clean(
-        _BLOCK_TAG.sub(r" \g<0>", value), tags=set(), clean_content_tags={"script", "style"}
-    )
-    return _SPACE.sub(" ", html.unescape(text).translate(_CONTROLS)).strip()
+    text = value
+    if "<" in text:  # text without a tag needs no HTML parser, only its entities decoded
+        text = nh3.clean(_BLOCK_TAG.sub(" <", text), tags=set(), clean_content_tags=_DROP_CONTENT)
+    return " ".join(_CONTROLS.sub("", html.unescape(text)).split())
 
 
 def arxiv_ref(text: str | None) -> tuple[str, int | None] | None:
@@ -127,6 +125,7 @@ _CP1252 = {
     for c in range(0x80, 0xA0)
     if c not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)
 }
+_C1 = re.compile("[\x80-\x9f]")
 # feedparser's own pattern for an address inside an author string ("ada@x.org (Ada)")
 _EMAIL = re.compile(
     r"(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))"
@@ -230,11 +229,13 @@ def _text(el: Any) -> str:
 
 
 def _repair(text: str) -> str:
+    if text.isascii():
+        return text
     try:
         text = text.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         pass
-    return text.translate(_CP1252)
+    return text.translate(_CP1252) if _C1.search(text) else text
 
 
 def _rss_item(item: Any, base: str) -> ParsedEntry:
