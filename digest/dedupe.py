@@ -2,8 +2,9 @@
 
 An item has several identity keys, strongest first: its arXiv id without version, a DOI,
 its normalised URL, its guid, and a fingerprint of its title when the title is distinctive
-enough to name one thing. Two items sharing any key are one entry (the state file keeps
-every key it has seen, so this holds across days too); the strongest key is the entry's id.
+enough to name one thing and the item has no arXiv id or DOI. Two items sharing any key are
+one entry (the state file keeps every key it has seen, so this holds across days too); the
+strongest key is the entry's id.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def identity_keys(entry: ParsedEntry, feed_url: str) -> tuple[str, ...]:
         if m is not None:
             keys.append("doi:" + m.group(1).rstrip(".,;)").lower())
             break
+    strong = bool(keys)
     if entry.link:
         url = normalise_url(entry.link)
         # a site's home page is where feeds without item pages point every item
@@ -79,7 +81,9 @@ def identity_keys(entry: ParsedEntry, feed_url: str) -> tuple[str, ...]:
             keys.append(normalise_url(guid) or guid)
         else:
             keys.append(guid)
-    fingerprint = title_fingerprint(entry.title)
+    # Two papers with different arXiv ids or DOIs are different papers whatever their
+    # titles say (a title is reused for a thesis, an erratum, a workshop version…).
+    fingerprint = None if strong else title_fingerprint(entry.title)
     if fingerprint is not None:
         keys.append(fingerprint)
     if not keys:
@@ -109,6 +113,8 @@ def normalise_url(url: str) -> str | None:
     if port is not None and port not in (80, 443):
         host = f"{host}:{port}"
     path = parts.path.rstrip("/")
+    if not parts.query:
+        return f"https://{host}{path}"
     query = sorted(
         (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)
     )
@@ -117,8 +123,11 @@ def normalise_url(url: str) -> str | None:
 
 def normalise_title(title: str) -> str:
     """Case, accents, punctuation and spacing removed, so trivial edits keep the same hash."""
-    text = unicodedata.normalize("NFKD", title).casefold()
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    if title.isascii():  # NFKD changes no ASCII text, and it has no combining marks
+        text = title.casefold()
+    else:
+        text = unicodedata.normalize("NFKD", title).casefold()
+        text = "".join(c for c in text if not unicodedata.combining(c))
     return _NON_WORD.sub(" ", text).strip()
 
 

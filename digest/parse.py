@@ -238,6 +238,51 @@ def _repair(text: str) -> str:
     return text.translate(_CP1252) if _C1.search(text) else text
 
 
+_RSS_FIELDS = {
+    "title": "title",
+    f"{_DC}title": "title",
+    "link": "link",
+    "guid": "guid",
+    "description": "summary",
+    f"{_DC}description": "summary",
+    _CONTENT: "content",
+    "pubDate": "published",
+    f"{_DCTERMS}issued": "published",
+    f"{_DC}date": "updated",
+    f"{_DCTERMS}modified": "updated",
+    "lastBuildDate": "updated",
+    "author": "author",
+    f"{_DC}creator": "author",
+    f"{_DC}author": "author",
+    f"{_ITUNES}author": "author",
+    "category": "category",
+    f"{_ARXIV}announce_type": "announce",
+    f"{_ATOM}link": "atom-link",
+    **{tag: "odd" for tag in _ODD_IN_ITEM},
+}
+_ATOM_FIELDS = {
+    f"{_ATOM}title": "title",
+    f"{_ATOM}id": "id",
+    f"{_ATOM}link": "link",
+    f"{_ATOM}summary": "summary",
+    f"{_ATOM}content": "content",
+    f"{_ATOM}published": "published",
+    f"{_ATOM}issued": "published",
+    f"{_DCTERMS}issued": "published",
+    f"{_ATOM}updated": "updated",
+    f"{_ATOM}modified": "updated",
+    f"{_DC}date": "updated",
+    f"{_ATOM}author": "atom-author",
+    f"{_DC}creator": "author",
+    f"{_DC}author": "author",
+    f"{_ITUNES}author": "author",
+    f"{_ATOM}category": "category",
+    f"{_ARXIV}primary_category": "primary",
+    **{tag: "odd" for tag in _ODD_IN_ITEM},
+}
+_ATOM_NAME = f"{_ATOM}name"
+
+
 def _rss_item(item: Any, base: str) -> ParsedEntry:
     base = _base(item, base)
     title = summary = ""
@@ -249,36 +294,37 @@ def _rss_item(item: Any, base: str) -> ParsedEntry:
     categories: list[str] = []
     announce = None
     for child in item:
-        tag = child.tag
-        if tag == "title" or tag == f"{_DC}title":
+        kind = _RSS_FIELDS.get(child.tag)
+        if kind is None:
+            if len(child):
+                _check_nested(child)
+        elif kind == "title":
             title = _text(child)
-        elif tag == "link":
-            link = _text(child)
-        elif tag == "guid":
-            guid = _text(child)
-            guid_is_link = child.get("isPermaLink", "true") == "true"
-        elif tag == "description" or tag == f"{_DC}description":
+        elif kind == "summary":
             if summary:
                 raise _Odd  # feedparser turns a second description into content
             summary = _text(child)
-        elif tag == _CONTENT:
+        elif kind == "link":
+            link = _text(child)
+        elif kind == "guid":
+            guid = _text(child)
+            guid_is_link = child.get("isPermaLink", "true") == "true"
+        elif kind == "content":
             content.append(_text(child))
-        elif tag == "pubDate" or tag == f"{_DCTERMS}issued":
+        elif kind == "published":
             published = _date(_text(child))
-        elif tag in (f"{_DC}date", f"{_DCTERMS}modified", "lastBuildDate"):
+        elif kind == "updated":
             updated = _date(_text(child))
-        elif tag in ("author", f"{_DC}creator", f"{_DC}author", f"{_ITUNES}author"):
+        elif kind == "author":
             authors.append(_author(_text(child)))
-        elif tag == "category":
+        elif kind == "category":
             if child.get("term") or child.get("label"):
                 raise _Odd
             categories.append(_text(child))
-        elif tag == f"{_ARXIV}announce_type":
+        elif kind == "announce":
             announce = _text(child)
-        elif tag in _ODD_IN_ITEM or tag == f"{_ATOM}link" and child.get("rel") == "alternate":
+        elif kind == "odd" or child.get("rel") == "alternate":
             raise _Odd
-        elif len(child):
-            _check_nested(child)
     if guid is not None and guid_is_link:
         guid = _uri(guid, base)
         if link is None:
@@ -300,12 +346,17 @@ def _atom_entry(entry: Any, base: str) -> ParsedEntry:
     categories: list[str] = []
     primary = None
     for child in entry:
-        tag = child.tag
-        if tag == f"{_ATOM}title":
+        kind = _ATOM_FIELDS.get(child.tag)
+        if kind is None:
+            if len(child):
+                _check_nested(child)
+        elif kind == "title":
             title = _atom_text(child)
-        elif tag == f"{_ATOM}id":
+        elif kind == "summary":
+            summary = _atom_text(child)
+        elif kind == "id":
             guid = _uri(_text(child), _base(child, base))
-        elif tag == f"{_ATOM}link":
+        elif kind == "link":
             if child.get("rel", "alternate") == "alternate" and child.get("type", "text/html") in (
                 "text/html",
                 "application/xhtml+xml",
@@ -314,32 +365,28 @@ def _atom_entry(entry: Any, base: str) -> ParsedEntry:
                 if href is None:
                     raise _Odd
                 link = _uri(href, _base(child, base))
-        elif tag == f"{_ATOM}summary":
-            summary = _atom_text(child)
-        elif tag == f"{_ATOM}content":
+        elif kind == "content":
             if child.get("src") is not None:
                 raise _Odd
             content.append(_atom_text(child))
-        elif tag in (f"{_ATOM}published", f"{_ATOM}issued", f"{_DCTERMS}issued"):
+        elif kind == "published":
             published = _date(_text(child))
-        elif tag in (f"{_ATOM}updated", f"{_ATOM}modified", f"{_DC}date"):
+        elif kind == "updated":
             updated = _date(_text(child))
-        elif tag == f"{_ATOM}author":
-            name = child.find(f"{_ATOM}name")
+        elif kind == "atom-author":
+            name = child.find(_ATOM_NAME)
             authors.append(_text(name) if name is not None else "")
-        elif tag in (f"{_DC}creator", f"{_DC}author", f"{_ITUNES}author"):
+        elif kind == "author":
             authors.append(_author(_text(child)))
-        elif tag == f"{_ATOM}category":
+        elif kind == "category":
             term = child.get("term")
             if term is None:
                 raise _Odd
             categories.append(_repair(term))
-        elif tag == f"{_ARXIV}primary_category":
+        elif kind == "primary":
             primary = child.get("term")
-        elif tag in _ODD_IN_ITEM:
+        elif kind == "odd":
             raise _Odd
-        elif len(child) and tag != f"{_ATOM}author":
-            _check_nested(child)
     if primary:
         categories.insert(0, primary)
     if link is None:

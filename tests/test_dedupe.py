@@ -241,3 +241,13 @@ def test_an_item_linking_two_entries_joins_them() -> None:
     both = item("Three", guid="urn:p:1", link="https://x.example/p/2")
     merged = merge([("a", A, [first, second]), ("b", B, [both])])
     assert summary(merged) == [("urn:p:1", "One", ("a", "b"))]
+
+
+def test_papers_with_different_arxiv_ids_never_merge_by_title() -> None:
+    a = item(
+        "A survey of reinforcement learning from feedback", link="https://arxiv.org/abs/2401.00001"
+    )
+    b = item(
+        "A survey of reinforcement learning from feedback", link="https://arxiv.org/abs/2402.00002"
+    )
+    assert len(merge([("a", A, [a]), ("b", B, [b])])) == 2
