@@ -433,6 +433,8 @@ def _add_entries(
     known = _lookup(db, [h for hs in hashes for h in hs])
     new = 0
     seen = _ts(now)
+    key_rows: list[tuple[bytes, str | None]] = []
+    feed_rows: list[tuple[str, str, str]] = []
     for c, keys in zip(candidates, hashes, strict=True):
         e = c.entry
         match = next((h for h in keys if h in known), None)
@@ -473,18 +475,20 @@ def _add_entries(
                 ),
             ).rowcount
             new += inserted and not backlog
-        fresh = [h for h in keys if h not in known]
-        db.executemany(
-            "INSERT INTO entry_keys (key, entry_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            [(h, entry_id) for h in fresh],
-        )
-        known.update((h, entry_id) for h in fresh)
+        for h in keys:
+            if h not in known:
+                known[h] = entry_id
+                key_rows.append((h, entry_id))
         if entry_id is not None:
-            db.executemany(
-                """INSERT INTO entry_feeds (entry_id, feed, first_seen) VALUES (?, ?, ?)
-                   ON CONFLICT DO NOTHING""",
-                [(entry_id, feed, seen) for feed in c.feeds],
-            )
+            feed_rows.extend((entry_id, feed, seen) for feed in c.feeds)
+    db.executemany(
+        "INSERT INTO entry_keys (key, entry_id) VALUES (?, ?) ON CONFLICT DO NOTHING", key_rows
+    )
+    db.executemany(
+        """INSERT INTO entry_feeds (entry_id, feed, first_seen) VALUES (?, ?, ?)
+           ON CONFLICT DO NOTHING""",
+        feed_rows,
+    )
     return new
 
 
