@@ -155,8 +155,9 @@ async def collect(
 ) -> list[FeedReport]:
     """Fetch every feed and store what is new; one failing feed never stops the others."""
     results = await fetch_all(config.feeds, store.feed_statuses(), on_done=on_feed)
-    reports = [_store_result(store, result, now) for result in results]
-    store.prune(now, config.settings.keep_days)
+    with store.batch():
+        reports = [_store_result(store, result, now) for result in results]
+        store.prune(now, config.settings.keep_days)
     return reports
 
 

@@ -169,6 +169,16 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._db.in_transaction:  # inside batch(): a savepoint, all or nothing as well
+            self._db.execute("SAVEPOINT step")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK TO step")
+                self._db.execute("RELEASE step")
+                raise
+            self._db.execute("RELEASE step")
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -176,6 +186,13 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many changes in one transaction (each still all or nothing on its own): storing
+        every feed of a run at once writes each page of the key index once, not per feed."""
+        with self._transaction():
+            yield
 
     def _migrate(self) -> None:
         version = cast(int, self._db.execute("PRAGMA user_version").fetchone()[0])

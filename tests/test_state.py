@@ -216,3 +216,26 @@ def test_entries_from_before_identity_keys_stay_known_after_the_upgrade(tmp_path
         for item in (again, moved):
             batch = merge([("blog", "https://blog.example/feed", [item])])
             assert store.record_feed("f", "F", later, status="200", candidates=batch) == 0
+
+
+def test_a_batch_is_one_transaction_and_each_step_stays_whole(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with Store.open(path) as store:
+        with pytest.raises(ZeroDivisionError), store.batch():
+            store.record_feed("a", "A", T0, status="200", candidates=cands("a", "x"))
+            1 / 0  # noqa: B018 - a crash in the middle of a run's collection
+        assert store.count_entries() == 0
+        with store.batch():
+            store.record_feed("a", "A", T0, status="200", candidates=cands("a", "x"))
+            with pytest.raises(sqlite3.IntegrityError):
+                store.record_feed("a", "A", T0, status="bad", candidates=[bad_candidate()])
+            store.record_feed("b", "B", T0, status="200", candidates=cands("b", "y"))
+    with Store.open(path) as store:
+        assert {e.link for e in store.new_entries("r", T0 - timedelta(days=1), T0)} == {"x", "y"}
+        assert store.feed_statuses()["a"].last_status == "200"  # the failed step left nothing
+
+
+def bad_candidate() -> Candidate:
+    """One that the entries table refuses (a NULL title), after its feed row was written."""
+    (good,) = cands("c", "z")
+    return Candidate(good.id, ParsedEntry(title=None, link="z"), ("c",), good.keys)  # type: ignore[arg-type]
