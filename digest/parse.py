@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin
 
 import feedparser
@@ -217,7 +217,7 @@ def fast_parse(body: bytes, kind: FeedType | None = None) -> list[ParsedEntry] |
             return None
         arxiv = kind == "arxiv" or ARXIV_NS in (root.nsmap or {}).values()
         return [_finish(one(item, base), arxiv) for item in items]
-    except _Odd:
+    except Exception:  # _Odd, or input no test foresaw: feedparser decides
         return None
 
 
@@ -443,7 +443,7 @@ def _date(text: str) -> datetime | None:
             when = datetime.fromisoformat(text)
         else:
             when = parsedate_to_datetime(text)
-    except (ValueError, TypeError, IndexError) as e:
+    except (ValueError, TypeError, IndexError, OverflowError) as e:
         raise _Odd from e
     if when.year < 1900:
         raise _Odd  # feedparser's guesses for these are its own
@@ -497,7 +497,10 @@ def _entry(
 
 def parse_with_feedparser(name: str, body: bytes, kind: FeedType | None = None) -> ParsedFeed:
     """The reference parser, for any XML feed: lenient, slower, reports what it recovered."""
-    parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    except Exception as e:  # e.g. UnicodeDecodeError on a byte in <?xml encoding
+        raise FeedError(name, f"unreadable document ({type(e).__name__}: {e})") from e
     reason = getattr(parsed, "bozo_exception", None) or "unknown error"
     if parsed.bozo and not parsed.entries:
         raise FeedError(name, f"not a valid RSS, Atom or JSON feed ({reason})")
@@ -523,7 +526,9 @@ def _from_feedparser(item: Mapping[str, Any], arxiv_prefix: str | None) -> Parse
     for content in item.get("content") or ():
         if len(content.get("value") or "") > len(summary):
             summary = content["value"]
-    when = item.get("published_parsed") or item.get("updated_parsed")
+    # dict.get: FeedParserDict maps a missing updated_parsed to published_parsed, with a
+    # DeprecationWarning, when published_parsed is there but None (an unreadable date)
+    when = item.get("published_parsed") or dict.get(cast(dict[str, Any], item), "updated_parsed")
     categories = [_str(tag.get("term")).strip() for tag in item.get("tags") or ()]
     announce = None
     if arxiv_prefix:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA, ROOT, SHARED
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from servers import HTTPServer
 
@@ -486,3 +488,37 @@ def test_hostile_feeds_still_give_their_harmless_entries() -> None:
     (entry,) = parse_feed("hostile", billion_laughs(False)).entries
     assert entry.link == "https://x.example/1"
     assert entry.title.startswith("Laughs")
+
+
+# --- anything at all -------------------------------------------------------------------------
+
+SEED = (FEEDS / "rss2.xml").read_bytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_damage_to_a_feed_is_a_result_or_a_feed_error(data: st.DataObject) -> None:
+    body = bytearray(SEED)
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(body)))
+        action = data.draw(st.sampled_from(["cut", "insert", "flip"]))
+        if action == "cut":
+            del body[at : at + data.draw(st.integers(1, 40))]
+        elif action == "insert":
+            body[at:at] = data.draw(
+                st.sampled_from([b"<", b"&", b"]]>", b"\xff", b"\x00", b"<item>", b"</channel>"])
+            )
+        elif at < len(body):
+            body[at] ^= data.draw(st.integers(1, 255))
+    try:
+        feed = parse_feed("fuzzed", bytes(body))
+    except FeedError as e:
+        assert e.feed == "fuzzed"
+    else:
+        assert all(isinstance(e, ParsedEntry) for e in feed.entries)
+
+
+def test_a_document_feedparser_itself_chokes_on_is_reported() -> None:
+    body = b'<?xml version="1.0" encoding="\xffutf-8"?><rss version="2.0"><channel/></rss>'
+    with pytest.raises(FeedError, match="unreadable document"):
+        parse_feed("odd", body)
