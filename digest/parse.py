@@ -613,7 +613,9 @@ def _parse_json(name: str, body: bytes, kind: FeedType | None) -> list[ParsedEnt
 
 
 def _from_json_feed(item: Mapping[str, Any]) -> ParsedEntry:
-    authors = item.get("authors") or ([item["author"]] if item.get("author") else [])
+    authors = item.get("authors") or [item.get("author")]
+    if not isinstance(authors, list):
+        authors = []
     summary = item.get("content_html") or item.get("content_text") or item.get("summary")
     tags = item.get("tags")
     return ParsedEntry(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import defaultdict
@@ -522,3 +523,37 @@ def test_a_document_feedparser_itself_chokes_on_is_reported() -> None:
     body = b'<?xml version="1.0" encoding="\xffutf-8"?><rss version="2.0"><channel/></rss>'
     with pytest.raises(FeedError, match="unreadable document"):
         parse_feed("odd", body)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+json_item_keys = st.sampled_from(
+    ["id", "url", "title", "content_html", "summary", "date_published", "authors", "author", "tags"]
+)
+paper_keys = st.sampled_from(["id", "title", "summary", "upvotes", "authors", "publishedAt"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.dictionaries(json_item_keys, json_values, max_size=6), max_size=3),
+    st.lists(st.dictionaries(paper_keys, json_values, max_size=6), min_size=1, max_size=3),
+)
+def test_any_json_feed_or_papers_page_is_a_result_or_a_feed_error(
+    items: list[dict[str, object]], papers: list[dict[str, object]]
+) -> None:
+    documents = [
+        {"version": "https://jsonfeed.org/version/1.1", "items": items},
+        [{"paper": paper, "title": paper.get("title")} for paper in papers],
+    ]
+    for document in documents:
+        try:
+            feed = parse_feed("fuzzed", json.dumps(document).encode())
+        except FeedError as e:
+            assert e.feed == "fuzzed"
+        else:
+            assert all(isinstance(e.title, str) and e.title for e in feed.entries)
