@@ -204,8 +204,8 @@ def fast_parse(body: bytes, kind: FeedType | None = None) -> list[ParsedEntry] |
     try:
         if root.tag == "rss" and kind != "atom":
             channel = root.find("channel")
-            if channel is None:
-                return None
+            if channel is None or len(root.findall("channel")) > 1 or root.find("item") is not None:
+                return None  # feedparser reads items wherever they are
             base = _base(channel, _base(root, ""))
             items: Iterable[Any] = channel.iterchildren("item")
             one: Callable[[Any, str], ParsedEntry] = _rss_item
