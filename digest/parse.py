@@ -297,7 +297,7 @@ def _rss_item(item: Any, base: str) -> ParsedEntry:
         kind = _RSS_FIELDS.get(child.tag)
         if kind is None:
             if len(child):
-                _check_nested(child)
+                categories.extend(_nested_categories(child))
         elif kind == "title":
             title = _text(child)
         elif kind == "summary":
@@ -394,6 +394,19 @@ def _atom_entry(entry: Any, base: str) -> ParsedEntry:
     return _entry(
         title, guid, link, summary, content, published or updated, authors, categories, None
     )
+
+
+def _nested_categories(el: Any) -> list[str]:
+    """The <category> elements feedparser finds inside an unknown wrapper (<categories>)."""
+    found = []
+    for inner in el.iterdescendants():
+        if inner.tag == "category":
+            if inner.get("term") or inner.get("label"):
+                raise _Odd
+            found.append(_text(inner))
+        elif isinstance(inner.tag, str) and _local(inner.tag) in _READ_ANYWHERE:
+            raise _Odd
+    return found
 
 
 def _check_nested(el: Any) -> None:

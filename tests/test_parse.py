@@ -561,3 +561,16 @@ def test_any_json_feed_or_papers_page_is_a_result_or_a_feed_error(
             assert e.feed == "fuzzed"
         else:
             assert all(isinstance(e.title, str) and e.title for e in feed.entries)
+
+
+def test_categories_inside_a_wrapper_are_read_as_feedparser_reads_them() -> None:
+    body = (
+        b"<rss version='2.0'><channel><item><title>Smart locks</title>"
+        b"<link>https://x.example/1</link><category>Home</category>"
+        b"<categories><category>Bluetooth</category><category>Home Tech</category></categories>"
+        b"</item></channel></rss>"
+    )
+    fast = fast_parse(body)
+    assert fast is not None
+    assert fast[0].categories == ("Home", "Bluetooth", "Home Tech")
+    assert fast == parse_with_feedparser("x", body).entries
