@@ -10,9 +10,11 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -260,6 +262,7 @@ async def deliver(
     ranker = make_ranker(config, store, now)  # reads each entry once for every reader
     reports: list[DeliveryReport] = []
     queue: list[_Queued] = []
+    pending: list[Delivery] = []
     for subscriber in config.subscribers:
         # `only`: the daemon's subscribers that are due, each with the local date it was due
         # on (a catch-up just after midnight is still the previous day's digest)
@@ -286,9 +289,8 @@ async def deliver(
         rendered = render(digest, config.settings.templates, config.settings.unsubscribe_url)
         message = _compose(config, subscriber, digest, rendered, now)
         outgoing = Outgoing.of(message, day, subscriber.name)
-        if not dry_run:
-            pending = _delivery(digest, "pending", str(message["Message-ID"]), None, now)
-            store.record_delivery(replace(pending, message=outgoing.raw))
+        row = _delivery(digest, "pending", str(message["Message-ID"]), None, now)
+        pending.append(replace(row, message=outgoing.raw))
         queue.append(_Queued(reader.key, outgoing, len(digest.picks), 0))
     if dry_run:
         reports.extend(
@@ -296,6 +298,9 @@ async def deliver(
             for q in queue
         )
     elif queue:
+        # All in the outbox before the first is sent: a crash before this commit has sent
+        # nothing, and the next run builds the same digests again.
+        store.record_deliveries(pending)
         reports.extend(await _send_all(config, store, queue))
     for output in config.markdown:
         reports.append(
@@ -332,31 +337,65 @@ def _compose(
 
 
 async def _send_all(config: Config, store: Store, queue: Sequence[_Queued]) -> list[DeliveryReport]:
-    """Send over a few persistent connections at once; each message is retried on its own."""
+    """Send over a few persistent connections at once; each message is retried on its own.
+
+    The outbox is written by one thread of its own while the connections keep sending: a
+    commit does not stop the event loop, so the other connections' replies are read while
+    it runs. Each message's coroutine still waits for its own commit (250, then commit).
+    While sending, that thread is the only user of the store's connection; leaving the
+    executor waits for a commit under way, even when the run is interrupted."""
     smtp = config.smtp
     work: asyncio.Queue[_Queued] = asyncio.Queue()
     for item in queue:
         work.put_nowait(item)
     reports: list[DeliveryReport] = []
+    ledger = _Ledger(store)
 
     async def worker(mailer: Mailer) -> None:
         try:
             while not work.empty():
-                reports.append(await _deliver_one(config, store, mailer, work.get_nowait()))
+                reports.append(await _deliver_one(config, ledger, mailer, work.get_nowait()))
         finally:
             await mailer.close()
 
-    if smtp is None:
-        await worker(FileMailer(config.settings.output))
-    else:
-        count = min(smtp.connections, len(queue))
-        await asyncio.gather(*(worker(SmtpMailer(smtp)) for _ in range(count)))
+    with ledger:
+        if smtp is None:
+            await worker(FileMailer(config.settings.output))
+        else:
+            count = min(smtp.connections, len(queue))
+            await asyncio.gather(*(worker(SmtpMailer(smtp)) for _ in range(count)))
     order = {q.outgoing.name: i for i, q in enumerate(queue)}
     return sorted(reports, key=lambda r: order[r.reader])
 
 
+class _Ledger:
+    """The store's outbox methods, run on a thread of their own (see _send_all)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-outbox")
+
+    def __enter__(self) -> _Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.shutdown(wait=True)
+
+    async def mark_done(
+        self, reader: str, day: date, status: str, target: str, *, attempts: int
+    ) -> None:
+        call = partial(self._store.mark_done, reader, day, status, target, attempts=attempts)
+        await asyncio.get_running_loop().run_in_executor(self._thread, call)
+
+    async def mark_undelivered(
+        self, reader: str, day: date, status: str, error: str, *, attempts: int
+    ) -> None:
+        call = partial(self._store.mark_undelivered, reader, day, status, error, attempts=attempts)
+        await asyncio.get_running_loop().run_in_executor(self._thread, call)
+
+
 async def _deliver_one(
-    config: Config, store: Store, mailer: Mailer, item: _Queued
+    config: Config, ledger: _Ledger, mailer: Mailer, item: _Queued
 ) -> DeliveryReport:
     out = item.outgoing
     attempts = config.smtp.attempts if config.smtp else 1
@@ -375,11 +414,13 @@ async def _deliver_one(
                 continue
             log.error("%s", e)
             kept = "pending" if e.transient else "failed"
-            store.mark_undelivered(item.reader_key, out.local_date, kept, e.reason, attempts=done)
+            await ledger.mark_undelivered(
+                item.reader_key, out.local_date, kept, e.reason, attempts=done
+            )
             return DeliveryReport(out.name, out.local_date, "failed", error=e.reason)
         fault_point("after-250")
         outcome: Literal["sent", "written"] = "sent" if config.smtp else "written"
-        store.mark_done(item.reader_key, out.local_date, outcome, target, attempts=done)
+        await ledger.mark_done(item.reader_key, out.local_date, outcome, target, attempts=done)
         fault_point("after-commit")
         return DeliveryReport(out.name, out.local_date, outcome, item.picks, target)
     raise AssertionError("unreachable: the last attempt always returns")
