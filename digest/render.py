@@ -17,7 +17,7 @@ import css_inline
 import jinja2
 import markdown
 from jinja2.sandbox import SandboxedEnvironment
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from .errors import TemplateError
 from .models import Digest, Entry, Pick, RenderedDigest
@@ -299,11 +299,6 @@ class EntryView:
     #: the Markdown link (or text) for the title, and the lines after it up to the why line
     md_title: str
     md_lines: str
-    #: title, url, meta and excerpt escaped for HTML once, rather than in every digest
-    title_html: Markup
-    url_html: Markup | None
-    meta_html: Markup
-    excerpt_html: Markup
 
 
 @lru_cache(maxsize=8192)
@@ -334,10 +329,6 @@ def _entry_view(entry: Entry, zone: str) -> EntryView:
         text_lines="\n".join(text_lines),
         md_title=f"[{title}](<{markdown_url(url)}>)" if url else title,
         md_lines="\n".join(md_lines),
-        title_html=escape(entry.title),
-        url_html=escape(url) if url else None,
-        meta_html=escape(meta),
-        excerpt_html=escape(short),
     )
 
 
@@ -362,13 +353,6 @@ class PickView:
     #: the Markdown link (or text) for the title, and the lines after it
     md_title: str
     md_body: str
-    #: the fields above escaped for HTML, for templates that show many digests' picks
-    title_html: Markup
-    url_html: Markup | None
-    meta_html: Markup
-    excerpt_html: Markup
-    why_html: Markup
-    score_html: Markup
 
 
 #: views of recent picks by (entry id, score, zone), a key cheaper to hash than the pick
@@ -406,12 +390,6 @@ def _new_pick_view(pick: Pick, zone: str) -> PickView:
         text_body=f"{shared.text_lines}\n{wrap(f'Why: {reason} — score {score}', indent='   ')}",
         md_title=shared.md_title,
         md_body=f"{shared.md_lines}\n**Why:** {markdown_escape(reason)} — score {score}",
-        title_html=shared.title_html,
-        url_html=shared.url_html,
-        meta_html=shared.meta_html,
-        excerpt_html=shared.excerpt_html,
-        why_html=escape(reason),
-        score_html=escape(score),
     )
 
 
