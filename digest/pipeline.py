@@ -262,7 +262,6 @@ async def deliver(
     ranker = make_ranker(config, store, now)  # reads each entry once for every reader
     reports: list[DeliveryReport] = []
     queue: list[_Queued] = []
-    pending: list[Delivery] = []
     for subscriber in config.subscribers:
         # `only`: the daemon's subscribers that are due, each with the local date it was due
         # on (a catch-up just after midnight is still the previous day's digest)
@@ -290,17 +289,15 @@ async def deliver(
         message = _compose(config, subscriber, digest, rendered, now)
         outgoing = Outgoing.of(message, day, subscriber.name)
         row = _delivery(digest, "pending", str(message["Message-ID"]), None, now)
-        pending.append(replace(row, message=outgoing.raw))
-        queue.append(_Queued(reader.key, outgoing, len(digest.picks), 0))
+        queue.append(
+            _Queued(reader.key, outgoing, len(digest.picks), 0, replace(row, message=outgoing.raw))
+        )
     if dry_run:
         reports.extend(
             DeliveryReport(q.outgoing.name, q.outgoing.local_date, "dry-run", q.picks)
             for q in queue
         )
     elif queue:
-        # All in the outbox before the first is sent: a crash before this commit has sent
-        # nothing, and the next run builds the same digests again.
-        store.record_deliveries(pending)
         reports.extend(await _send_all(config, store, queue))
     for output in config.markdown:
         reports.append(
@@ -316,6 +313,13 @@ class _Queued:
     picks: int
     #: tries already made in earlier runs
     attempts: int
+    #: the outbox row to store (pending, with the message) before the first try; None when
+    #: the message is already in the outbox
+    row: Delivery | None = None
+
+
+#: pending rows stored per transaction while the previous ones are being sent
+OUTBOX_CHUNK = 32
 
 
 def _compose(
@@ -339,31 +343,50 @@ def _compose(
 async def _send_all(config: Config, store: Store, queue: Sequence[_Queued]) -> list[DeliveryReport]:
     """Send over a few persistent connections at once; each message is retried on its own.
 
-    The outbox is written by one thread of its own while the connections keep sending: a
-    commit does not stop the event loop, so the other connections' replies are read while
-    it runs. Each message's coroutine still waits for its own commit (250, then commit).
-    While sending, that thread is the only user of the store's connection; leaving the
-    executor waits for a commit under way, even when the run is interrupted."""
+    The outbox is written by one thread of its own while the connections keep sending: the
+    pending rows, OUTBOX_CHUNK messages per transaction, each chunk committed before any of
+    its messages is handed to a connection (a crash before a commit has sent none of them,
+    and the next run builds them again); and one commit after each 250, which the message's
+    coroutine waits for while the other connections go on. While sending, that thread is
+    the only user of the store's connection; leaving the executor waits for a commit under
+    way, even when the run is interrupted."""
     smtp = config.smtp
-    work: asyncio.Queue[_Queued] = asyncio.Queue()
-    for item in queue:
-        work.put_nowait(item)
+    count = min(smtp.connections, len(queue)) if smtp else 1
+    work: asyncio.Queue[_Queued | None] = asyncio.Queue()
     reports: list[DeliveryReport] = []
     ledger = _Ledger(store)
 
+    async def stock() -> None:
+        try:
+            for start in range(0, len(queue), OUTBOX_CHUNK):
+                chunk = queue[start : start + OUTBOX_CHUNK]
+                await ledger.record([q.row for q in chunk if q.row is not None])
+                for item in chunk:
+                    work.put_nowait(item)
+        finally:
+            for _ in range(count):
+                work.put_nowait(None)
+
     async def worker(mailer: Mailer) -> None:
         try:
-            while not work.empty():
-                reports.append(await _deliver_one(config, ledger, mailer, work.get_nowait()))
+            while (item := await work.get()) is not None:
+                reports.append(await _deliver_one(config, ledger, mailer, item))
         finally:
             await mailer.close()
 
     with ledger:
-        if smtp is None:
-            await worker(FileMailer(config.settings.output))
-        else:
-            count = min(smtp.connections, len(queue))
-            await asyncio.gather(*(worker(SmtpMailer(smtp)) for _ in range(count)))
+        mailers: list[Mailer] = (
+            [SmtpMailer(smtp) for _ in range(count)]
+            if smtp
+            else [FileMailer(config.settings.output)]
+        )
+        # Every task ends (the workers finish what they hold) before an error is raised.
+        done = await asyncio.gather(
+            stock(), *(worker(mailer) for mailer in mailers), return_exceptions=True
+        )
+    for outcome in done:
+        if isinstance(outcome, BaseException):
+            raise outcome
     order = {q.outgoing.name: i for i, q in enumerate(queue)}
     return sorted(reports, key=lambda r: order[r.reader])
 
@@ -380,6 +403,11 @@ class _Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self._thread.shutdown(wait=True)
+
+    async def record(self, rows: Sequence[Delivery]) -> None:
+        if rows:
+            call = partial(self._store.record_deliveries, rows)
+            await asyncio.get_running_loop().run_in_executor(self._thread, call)
 
     async def mark_done(
         self, reader: str, day: date, status: str, target: str, *, attempts: int
