@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 from digest.dedupe import merge
@@ -26,7 +27,9 @@ def peer_bench() -> Path:
     return PEER_BENCH
 
 
-def entries() -> list[Entry]:
+@lru_cache(maxsize=1)
+def entries() -> tuple[Entry, ...]:
+    """The day's entries every digest of a run draws from (the example feeds, deduplicated)."""
     found: list[Entry] = []
     for path in sorted((ROOT / "examples" / "feeds").iterdir()):
         parsed = parse_feed(path.name, path.read_bytes())
@@ -46,19 +49,38 @@ def entries() -> list[Entry]:
                     upvotes=e.upvotes,
                 )
             )
-    return found
+    return tuple(found)
 
 
-def digest(n: int, name: str = "ada", offset: int = 0) -> Digest:
-    """An n-pick digest with realistic text, scores and why lines."""
+ZONES = ("Europe/Berlin", "America/New_York", "Asia/Kolkata", "UTC")
+TERMS = (
+    "learning", "model", "agent", "vision", "reward", "language", "robot", "graph", "diffusion",
+    "RL", "transformer*", "benchmark", "reasoning", "retrieval", "speech", "video", "alignment",
+    "DPO", "planning", "memory", "code", "3D", "medical", "sparse",
+)  # fmt: skip
+
+
+def digest(n: int, name: str = "ada", offset: int = 0, profile: int | None = None) -> Digest:
+    """An n-pick digest with realistic text, scores and why lines, as a real run builds one.
+
+    Entries are shared between digests, as the day's entries are. A pick is a profile's: each
+    `profile` (default: the reader's own, numbered by `offset`) picks its own entries and
+    scores them its own way, so readers who share a profile get the same picks, and others
+    get their own scores and why lines. The zone (dates shown) is the reader's."""
     pool = entries()
-    profile = Profile("bench", (("learning", 2.0), ("model", 1.0)), (), n, 0.0)
+    number = offset if profile is None else profile
+    k = len(TERMS)
+    terms = (TERMS[number % k], TERMS[(number // k + 1) % k], TERMS[(number // k**2 + 2) % k])
+    prof = Profile(f"bench{number}", tuple((t, 1.0) for t in terms), (), n, 0.0)
     picks = []
     for i in range(n):
-        e = pool[(offset + i) % len(pool)]
-        matches = (Match("learning", "title", 4.0), Match("model", "summary", 1.0))
-        picks.append(Pick(entry=e, score=5.0, matches=matches))
-    reader = Reader(f"subscriber:{name}", name, profile, "Europe/Berlin")
+        j = (number + i) % len(pool)
+        points = 1.0 + (number * 7 + j * 13) % 50 / 10
+        matches = (Match(terms[0], "title", points), Match(terms[1 + j % 2], "summary", 1.0))
+        score = round(points + 1.0 + number * 1e-4, 6)
+        picks.append(Pick(entry=pool[j], score=score, matches=matches))
+    zone = ZONES[offset % len(ZONES)]
+    reader = Reader(f"subscriber:{name}", name, prof, zone)
     return Digest(reader, "Morning papers", NOW.date(), NOW, tuple(picks), considered=n * 10)
 
 

@@ -10,9 +10,11 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -289,10 +291,10 @@ async def deliver(
         rendered = render(digest, config.settings.templates, config.settings.unsubscribe_url)
         message = _compose(config, subscriber, digest, rendered, now)
         outgoing = Outgoing.of(message, day, subscriber.name)
-        if not dry_run:
-            pending = _delivery(digest, "pending", str(message["Message-ID"]), None, now)
-            store.record_delivery(replace(pending, message=outgoing.raw))
-        queue.append(_Queued(reader.key, outgoing, len(digest.picks), 0))
+        row = _delivery(digest, "pending", str(message["Message-ID"]), None, now)
+        queue.append(
+            _Queued(reader.key, outgoing, len(digest.picks), 0, replace(row, message=outgoing.raw))
+        )
     if dry_run:
         reports.extend(
             DeliveryReport(q.outgoing.name, q.outgoing.local_date, "dry-run", q.picks)
@@ -314,6 +316,13 @@ class _Queued:
     picks: int
     #: tries already made in earlier runs
     attempts: int
+    #: the outbox row to store (pending, with the message) before the first try; None when
+    #: the message is already in the outbox
+    row: Delivery | None = None
+
+
+#: pending rows stored per transaction while the previous ones are being sent
+OUTBOX_CHUNK = 32
 
 
 def _compose(
@@ -335,31 +344,89 @@ def _compose(
 
 
 async def _send_all(config: Config, store: Store, queue: Sequence[_Queued]) -> list[DeliveryReport]:
-    """Send over a few persistent connections at once; each message is retried on its own."""
+    """Send over a few persistent connections at once; each message is retried on its own.
+
+    The outbox is written by one thread of its own while the connections keep sending: the
+    pending rows, OUTBOX_CHUNK messages per transaction, each chunk committed before any of
+    its messages is handed to a connection (a crash before a commit has sent none of them,
+    and the next run builds them again); and one commit after each 250, which the message's
+    coroutine waits for while the other connections go on. While sending, that thread is
+    the only user of the store's connection; leaving the executor waits for a commit under
+    way, even when the run is interrupted."""
     smtp = config.smtp
-    work: asyncio.Queue[_Queued] = asyncio.Queue()
-    for item in queue:
-        work.put_nowait(item)
+    count = min(smtp.connections, len(queue)) if smtp else 1
+    work: asyncio.Queue[_Queued | None] = asyncio.Queue()
     reports: list[DeliveryReport] = []
+    ledger = _Ledger(store)
+
+    async def stock() -> None:
+        try:
+            for start in range(0, len(queue), OUTBOX_CHUNK):
+                chunk = queue[start : start + OUTBOX_CHUNK]
+                await ledger.record([q.row for q in chunk if q.row is not None])
+                for item in chunk:
+                    work.put_nowait(item)
+        finally:
+            for _ in range(count):
+                work.put_nowait(None)
 
     async def worker(mailer: Mailer) -> None:
         try:
-            while not work.empty():
-                reports.append(await _deliver_one(config, store, mailer, work.get_nowait()))
+            while (item := await work.get()) is not None:
+                reports.append(await _deliver_one(config, ledger, mailer, item))
         finally:
             await mailer.close()
 
-    if smtp is None:
-        await worker(FileMailer(config.settings.output))
-    else:
-        count = min(smtp.connections, len(queue))
-        await asyncio.gather(*(worker(SmtpMailer(smtp)) for _ in range(count)))
+    with ledger:
+        mailers: list[Mailer] = (
+            [SmtpMailer(smtp) for _ in range(count)]
+            if smtp
+            else [FileMailer(config.settings.output)]
+        )
+        # Every task ends (the workers finish what they hold) before an error is raised.
+        done = await asyncio.gather(
+            stock(), *(worker(mailer) for mailer in mailers), return_exceptions=True
+        )
+    for outcome in done:
+        if isinstance(outcome, BaseException):
+            raise outcome
     order = {q.outgoing.name: i for i, q in enumerate(queue)}
     return sorted(reports, key=lambda r: order[r.reader])
 
 
+class _Ledger:
+    """The store's outbox methods, run on a thread of their own (see _send_all)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-outbox")
+
+    def __enter__(self) -> _Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.shutdown(wait=True)
+
+    async def record(self, rows: Sequence[Delivery]) -> None:
+        if rows:
+            call = partial(self._store.record_deliveries, rows)
+            await asyncio.get_running_loop().run_in_executor(self._thread, call)
+
+    async def mark_done(
+        self, reader: str, day: date, status: str, target: str, *, attempts: int
+    ) -> None:
+        call = partial(self._store.mark_done, reader, day, status, target, attempts=attempts)
+        await asyncio.get_running_loop().run_in_executor(self._thread, call)
+
+    async def mark_undelivered(
+        self, reader: str, day: date, status: str, error: str, *, attempts: int
+    ) -> None:
+        call = partial(self._store.mark_undelivered, reader, day, status, error, attempts=attempts)
+        await asyncio.get_running_loop().run_in_executor(self._thread, call)
+
+
 async def _deliver_one(
-    config: Config, store: Store, mailer: Mailer, item: _Queued
+    config: Config, ledger: _Ledger, mailer: Mailer, item: _Queued
 ) -> DeliveryReport:
     out = item.outgoing
     attempts = config.smtp.attempts if config.smtp else 1
@@ -378,11 +445,13 @@ async def _deliver_one(
                 continue
             log.error("%s", e)
             kept = "pending" if e.transient else "failed"
-            store.mark_undelivered(item.reader_key, out.local_date, kept, e.reason, attempts=done)
+            await ledger.mark_undelivered(
+                item.reader_key, out.local_date, kept, e.reason, attempts=done
+            )
             return DeliveryReport(out.name, out.local_date, "failed", error=e.reason)
         fault_point("after-250")
         outcome: Literal["sent", "written"] = "sent" if config.smtp else "written"
-        store.mark_done(item.reader_key, out.local_date, outcome, target, attempts=done)
+        await ledger.mark_done(item.reader_key, out.local_date, outcome, target, attempts=done)
         fault_point("after-commit")
         return DeliveryReport(out.name, out.local_date, outcome, item.picks, target)
     raise AssertionError("unreachable: the last attempt always returns")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,9 @@ from .models import Digest, Entry, Pick, RenderedDigest
 from .rank import why
 
 EXCERPT_CHARS = 300
+_CONTROLS = str.maketrans({c: " " for c in map(chr, [*range(32), *range(127, 160)])})
+#: the heading of picks without a section, in a digest where others have one
+UNSECTIONED = "Other"
 TEXT_WIDTH = 78
 #: octets; a word longer than this is broken to keep lines under 998 octets (RFC 5322)
 LONGEST_WORD = 900
@@ -33,6 +37,8 @@ LONGEST_WORD = 900
 _MD_INLINE = re.compile(r"([\\`*_\[\]])")
 _MD_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "~": "&#126;"})
 _MD_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))")
+# Trailing #s end a heading (Python-Markdown even without a space before them): not shown.
+_MD_CLOSING_HASHES = re.compile(r"#+$")
 
 
 def template_dir() -> Path:
@@ -96,6 +102,8 @@ def environment(directory: Path | None = None) -> jinja2.Environment:
         env_class = SandboxedEnvironment
     env = env_class(
         loader=loader,
+        # the built-in templates are part of the installed package; a user's are re-read
+        auto_reload=directory is not None,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2")),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -106,7 +114,9 @@ def environment(directory: Path | None = None) -> jinja2.Environment:
         why=why,
         excerpt=excerpt,
         wrap=wrap,
+        numbered=numbered,
         md=markdown_escape,
+        md_heading=markdown_heading,
         md_url=markdown_url,
         http_url=http_url,
     )
@@ -123,11 +133,16 @@ def render(
     """Render every format of one digest, with the user's templates when given."""
     env = environment(templates)
     title = subject(digest)
+    zone = digest.reader.timezone
+    picks = [_pick_view(pick, zone) for pick in digest.picks]
+    sections = group(picks)
     context = {
         "digest": digest,
         "subject": title,
         "unsubscribe_url": http_url(unsubscribe_url),
-        "picks": [_pick_view(pick, digest.reader.timezone) for pick in digest.picks],
+        "picks": [item for section in sections for _, item in section.items],
+        "sections": sections,
+        "sectioned": bool(sections[0].name) if sections else False,
     }
     return RenderedDigest(
         subject=title,
@@ -135,6 +150,31 @@ def render(
         text=_render(env, "digest.txt.j2", context),
         markdown=_render(env, "digest.md.j2", context),
     )
+
+
+class Section(NamedTuple):
+    """Picks shown under one heading, each with its number in the digest."""
+
+    #: the heading; "" when the digest has no sections
+    name: str
+    items: list[tuple[int, PickView]]
+
+
+def group(picks: Sequence[PickView]) -> list[Section]:
+    """Picks under a heading per section, sections in order of first appearance, picks in
+    rank order within each and numbered through. One unnamed section when no pick has one;
+    when some do, picks without one go under UNSECTIONED."""
+    if not any(item.section for item in picks):
+        return [Section("", list(enumerate(picks, 1)))] if picks else []
+    by_name: dict[str, list[PickView]] = {}
+    for item in picks:
+        name = " ".join(item.section.translate(_CONTROLS).split()) or UNSECTIONED
+        by_name.setdefault(name, []).append(item)
+    sections, number = [], 0
+    for name, items in by_name.items():
+        sections.append(Section(name, list(enumerate(items, number + 1))))
+        number += len(items)
+    return sections
 
 
 def _render(env: jinja2.Environment, name: str, context: dict[str, object]) -> str:
@@ -158,6 +198,13 @@ def render_index(title: str, pages: list[tuple[date, str, int]]) -> str:
     return environment().get_template("index.md.j2").render(title=title, pages=pages)
 
 
+def clear_caches() -> None:
+    """Forget the text computed for earlier digests (benchmarks start each round empty)."""
+    for cached in (excerpt, wrap, _numbered, markdown_escape, markdown_heading, _entry_view):
+        cached.cache_clear()
+    _PICK_VIEWS.clear()
+
+
 # Many subscribers share the day's entries: their text is escaped and wrapped once.
 @lru_cache(maxsize=8192)
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -174,6 +221,8 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hang: str | None 
     its line would pass SMTP's 998-octet limit.
 
     `hang` indents the lines after the first (default: like the first)."""
+    if text and len(indent) + len(text) <= width and text.isprintable() and text.strip() == text:
+        return indent + text  # what textwrap gives a line that fits, without its cost
     longest = max((len(word.encode()) for word in text.split()), default=0)
     return textwrap.fill(
         text,
@@ -185,11 +234,30 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hang: str | None 
     )
 
 
+def numbered(title: str, number: int) -> str:
+    """A title for the plain-text part as "12. Title…", wrapped with later lines under it."""
+    digits = len(str(number))
+    wrapped = _numbered(title, digits)
+    return f"{number}. {wrapped[digits + 2 :]}" if wrapped else f"{number}."
+
+
+@lru_cache(maxsize=8192)
+def _numbered(title: str, digits: int) -> str:
+    # wrapped once per title and width of number, behind a placeholder of the same width
+    return wrap(title, indent="#" * (digits + 2), hang="   ")
+
+
 @lru_cache(maxsize=8192)
 def markdown_escape(text: str) -> str:
     """Feed text as literal Markdown: no links, emphasis, headings or HTML can be injected."""
+    return _MD_LINE_START.sub(_escape_line_start, markdown_heading(text))
+
+
+@lru_cache(maxsize=1024)
+def markdown_heading(text: str) -> str:
+    """Feed text as the literal text of a Markdown heading (after "## ")."""
     escaped = _MD_INLINE.sub(r"\\\1", " ".join(text.split())).translate(_MD_ENTITIES)
-    return _MD_LINE_START.sub(_escape_line_start, escaped)
+    return _MD_CLOSING_HASHES.sub(lambda m: "\\#" * len(m[0]), escaped)
 
 
 def _escape_line_start(m: re.Match[str]) -> str:
@@ -213,11 +281,10 @@ def http_url(url: str | None) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class PickView:
-    """A pick as the templates show it. Everything but the number is computed once per
-    pick and zone and shared by every digest that holds the pick."""
+class EntryView:
+    """What a digest shows of an entry, whoever it was picked for: computed once per entry
+    and zone, and shared by every digest that holds the entry."""
 
-    pick: Pick
     entry: Entry
     url: str | None
     #: "published 2026-11-20" or "seen 2026-11-23", in the reader's zone
@@ -227,18 +294,15 @@ class PickView:
     #: feeds · date · byline · upvotes
     meta: str
     excerpt: str
-    why: str
-    score: str
-    #: the text part's lines after the title, wrapped and indented
-    text_body: str
-    #: the Markdown link (or text) for the title, and the lines after it
+    #: the text part's lines after the title, up to the why line, wrapped and indented
+    text_lines: str
+    #: the Markdown link (or text) for the title, and the lines after it up to the why line
     md_title: str
-    md_body: str
+    md_lines: str
 
 
 @lru_cache(maxsize=8192)
-def _pick_view(pick: Pick, zone: str) -> PickView:
-    entry = pick.entry
+def _entry_view(entry: Entry, zone: str) -> EntryView:
     url = http_url(entry.link)
     date = _local_date(entry, ZoneInfo(zone))
     byline = _byline(entry)
@@ -247,30 +311,85 @@ def _pick_view(pick: Pick, zone: str) -> PickView:
         parts.append(f"▲ {entry.upvotes}")
     meta = " · ".join(p for p in parts if p)
     short = excerpt(entry.summary) if entry.summary else ""
-    reason, score = why(pick), f"{round(pick.score, 1):g}"
     text_lines = [wrap(url, indent="   ")] if url else []
     text_lines.append(wrap(meta, indent="   "))
     if short:
         text_lines.append(wrap(short, indent="   "))
-    text_lines.append(wrap(f"Why: {reason} — score {score}", indent="   "))
     title = markdown_escape(entry.title)
     md_lines = [f"*{markdown_escape(meta)}*", ""]
     if short:
         md_lines += [markdown_escape(short), ""]
-    md_lines.append(f"**Why:** {markdown_escape(reason)} — score {score}")
-    return PickView(
-        pick=pick,
+    return EntryView(
         entry=entry,
         url=url,
         date=date,
         byline=byline,
         meta=meta,
         excerpt=short,
+        text_lines="\n".join(text_lines),
+        md_title=f"[{title}](<{markdown_url(url)}>)" if url else title,
+        md_lines="\n".join(md_lines),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PickView:
+    """A pick as the templates show it: its entry's shared view, plus what is the pick's
+    own (why line, score, section). The number is the template's (its position)."""
+
+    pick: Pick
+    entry: Entry
+    title: str
+    url: str | None
+    date: str
+    byline: str
+    meta: str
+    excerpt: str
+    why: str
+    score: str
+    section: str
+    #: the text part's lines after the title, wrapped and indented
+    text_body: str
+    #: the Markdown link (or text) for the title, and the lines after it
+    md_title: str
+    md_body: str
+
+
+#: views of recent picks by (entry id, score, zone), a key cheaper to hash than the pick
+_PICK_VIEWS: dict[tuple[str, float, str], PickView] = {}
+PICK_VIEWS_MAX = 8192
+
+
+def _pick_view(pick: Pick, zone: str) -> PickView:
+    """Subscribers who share a profile share its picks: each is rendered once per zone."""
+    key = (pick.entry.id, pick.score, zone)
+    view = _PICK_VIEWS.get(key)
+    if view is not None and (view.pick is pick or view.pick == pick):
+        return view
+    if len(_PICK_VIEWS) >= PICK_VIEWS_MAX:
+        _PICK_VIEWS.clear()
+    view = _PICK_VIEWS[key] = _new_pick_view(pick, zone)
+    return view
+
+
+def _new_pick_view(pick: Pick, zone: str) -> PickView:
+    shared = _entry_view(pick.entry, zone)
+    reason, score = why(pick), f"{round(pick.score, 1):g}"
+    return PickView(
+        pick=pick,
+        entry=pick.entry,
+        title=pick.entry.title,
+        url=shared.url,
+        date=shared.date,
+        byline=shared.byline,
+        meta=shared.meta,
+        excerpt=shared.excerpt,
         why=reason,
         score=score,
-        text_body="\n".join(text_lines),
-        md_title=f"[{title}](<{markdown_url(url)}>)" if url else title,
-        md_body="\n".join(md_lines),
+        section=pick.section,
+        text_body=f"{shared.text_lines}\n{wrap(f'Why: {reason} — score {score}', indent='   ')}",
+        md_title=shared.md_title,
+        md_body=f"{shared.md_lines}\n**Why:** {markdown_escape(reason)} — score {score}",
     )
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
 import ssl
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -149,8 +150,8 @@ class SmtpMailer:
         if self._client is None or not self._client.is_connected:
             self._client = await connect(self._settings)
         try:
-            errors, reply = await self._client.sendmail(
-                outgoing.sender, list(outgoing.recipients), outgoing.raw
+            errors, reply = await transmit(
+                self._client, outgoing.sender, outgoing.recipients, outgoing.raw
             )
         except aiosmtplib.SMTPRecipientsRefused as e:
             reasons = "; ".join(f"{r.code} {r.message}" for r in e.recipients)
@@ -174,6 +175,61 @@ class SmtpMailer:
         if self._client is not None:
             await _close(self._client, polite=True)
             self._client = None
+
+
+def wire_form(raw: bytes) -> tuple[bytes, int]:
+    """The message as DATA sends it: CRLF line ends, lines starting with "." doubled, the
+    final "." line; and its size for SIZE= (RFC 1870: CRLF line ends, before dot-doubling).
+
+    aiosmtplib's sendmail does the same with three regular-expression passes over the whole
+    message, which cost more than everything else a send does; bytes.replace is ~30x faster.
+    """
+    crlf = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    if not crlf.endswith(b"\r\n"):
+        crlf += b"\r\n"
+    stuffed = crlf.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed + b".\r\n", len(crlf)
+
+
+async def transmit(
+    client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str], raw: bytes
+) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
+    """One message over an open connection, as `SMTP.sendmail` does it (MAIL, RCPT each,
+    DATA; RSET after a refusal; refused recipients returned, all refused raised), but with
+    the DATA payload prepared by `wire_form`. Returns (refused recipients, the 250 reply)."""
+    data, size = wire_form(raw)
+    options = [f"SIZE={size}"] if client.supports_extension("size") else []
+    try:
+        await client.mail(sender, options=options)
+        errors: dict[str, aiosmtplib.SMTPResponse] = {}
+        for recipient in recipients:
+            try:
+                await client.rcpt(recipient)
+            except aiosmtplib.SMTPRecipientRefused as e:
+                errors[recipient] = aiosmtplib.SMTPResponse(e.code, e.message)
+        if len(errors) == len(recipients):
+            raise aiosmtplib.SMTPRecipientsRefused(
+                [aiosmtplib.SMTPRecipientRefused(r.code, r.message, a) for a, r in errors.items()]
+            )
+        start = await client.execute_command(b"DATA")
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol = client.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        # No await between the write and read_response, so the reply cannot arrive before
+        # the protocol expects it.
+        protocol.write(data)
+        reply = await protocol.read_response(timeout=client.timeout)
+        if reply.code != 250:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await client.rset()
+        raise
+    return errors, reply.message
 
 
 @asynccontextmanager

@@ -120,7 +120,9 @@ class Store:
             raise StateLockedError(
                 f"{path} is in use by another digest process; try again when it has finished"
             ) from e
-        db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # check_same_thread off: while digests are sent, the outbox is written from a
+        # thread of its own (pipeline._send_all), never at the same time as from this one.
+        db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             # In WAL mode, NORMAL survives any crash of the process (the kill tests prove it);
@@ -138,7 +140,7 @@ class Store:
     @classmethod
     def copy(cls, path: Path) -> Store:
         """An in-memory copy of the state file (or an empty one): changes never reach disk."""
-        memory = sqlite3.connect(":memory:", isolation_level=None)
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         if path.exists():
             try:
                 source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -354,31 +356,38 @@ class Store:
     def record_delivery(self, delivery: Delivery) -> None:
         """Store a delivery row; when it is done, mark its entries as sent to that reader, in
         the same transaction. A pending row replaces a folded one for the same date."""
+        self.record_deliveries([delivery])
+
+    def record_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        """Store several delivery rows in one transaction, as `record_delivery` stores one:
+        a run's pending digests are stored together before the first is sent."""
         with self._transaction() as db:
-            db.execute(
-                "DELETE FROM deliveries WHERE reader = ? AND local_date = ? AND status = 'folded'",
-                (delivery.reader, delivery.local_date.isoformat()),
-            )
-            db.execute(
-                """INSERT INTO deliveries (reader, local_date, status, message_id, entry_ids,
-                       cutoff, created_at, target, message, attempts, last_error)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    delivery.reader,
-                    delivery.local_date.isoformat(),
-                    delivery.status,
-                    delivery.message_id,
-                    json.dumps(list(delivery.entry_ids)),
-                    _ts(delivery.cutoff),
-                    _ts(delivery.created_at),
-                    delivery.target,
-                    delivery.message,
-                    delivery.attempts,
-                    delivery.last_error,
-                ),
-            )
-            if delivery.status in DONE:
-                self._mark_entries(db, delivery.reader, delivery.local_date, delivery.entry_ids)
+            for delivery in deliveries:
+                db.execute(
+                    """DELETE FROM deliveries WHERE reader = ? AND local_date = ?
+                       AND status = 'folded'""",
+                    (delivery.reader, delivery.local_date.isoformat()),
+                )
+                db.execute(
+                    """INSERT INTO deliveries (reader, local_date, status, message_id, entry_ids,
+                           cutoff, created_at, target, message, attempts, last_error)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        delivery.reader,
+                        delivery.local_date.isoformat(),
+                        delivery.status,
+                        delivery.message_id,
+                        json.dumps(list(delivery.entry_ids)),
+                        _ts(delivery.cutoff),
+                        _ts(delivery.created_at),
+                        delivery.target,
+                        delivery.message,
+                        delivery.attempts,
+                        delivery.last_error,
+                    ),
+                )
+                if delivery.status in DONE:
+                    self._mark_entries(db, delivery.reader, delivery.local_date, delivery.entry_ids)
 
     def mark_done(
         self, reader: str, local_date: date, status: str, target: str, *, attempts: int

@@ -24,6 +24,10 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, RunDigest
+from factories import digest, entry
+
+from digest.models import Match, Pick
+from digest.render import render
 
 NOW = "2026-11-23T07:30:00Z"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -210,6 +214,44 @@ def test_example_digest_reads_well_in_chromium(
     screenshot(browser, example_html, width, height, tmp_path)
     if width == min(WIDTHS):
         screenshot(browser, example_html, width, height, tmp_path, dark=True)
+
+
+@pytest.fixture
+def sectioned_html(tmp_path: Path) -> Path:
+    """A digest whose picks come under three sections, one named by a long feed name."""
+    names = ["arXiv cs.CL", "Daily-Papers-" + "very-long-feed-name-" * 4, "arXiv cs.CL", ""]
+    picks = [
+        Pick(
+            entry=entry(
+                f"Paper {i}: a reward model for long-horizon agents",
+                "We study reward models. " * 12,
+                link=f"https://papers.example/{i}",
+                authors=["Ada Lovelace", "Grace Hopper"],
+            ),
+            score=5.0 - i,
+            matches=(Match("reward model", "title", 5.0 - i),),
+            section=name,
+        )
+        for i, name in enumerate(names)
+    ]
+    page = tmp_path / "sectioned.html"
+    page.write_text(render(digest(picks)).html, encoding="utf-8")
+    return page
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_digest_with_sections_reads_well_in_chromium(
+    width: int, sectioned_html: Path, tmp_path: Path
+) -> None:
+    browser = chromium()
+    layout = measure(browser, sectioned_html, width, tmp_path)
+    assert layout["innerWidth"] == width, layout
+    assert layout["scrollWidth"] <= layout["innerWidth"], (
+        f"horizontal scrolling at {width} px: {layout['wide']}"
+    )
+    assert len(layout["links"]) == 4
+    height = min(max(int(layout["scrollHeight"]), 600), 16000)
+    screenshot(browser, sectioned_html, width, height, tmp_path)
 
 
 def _is_http(href: str | None) -> bool:

@@ -19,7 +19,7 @@ from digest.rank import KeywordRanker
 from digest.render import TEXT_WIDTH, render, render_index
 
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
-MARKDOWN_TRICKS = ["[click](http://evil) # x", "<b>hi</b>"]
+MARKDOWN_TRICKS = ["[click](http://evil) # x", "<b>hi</b>", "Learning C#"]
 
 
 def pick(e: Entry) -> Pick:
@@ -194,3 +194,51 @@ def test_a_users_templates_override_and_render_in_the_sandbox(tmp_path: Path) ->
     (hostile / "digest.txt.j2").write_text(escape)
     with pytest.raises(TemplateError, match="template digest.txt.j2"):
         render(one, hostile)
+
+
+# --- sections ----------------------------------------------------------------------------
+
+
+def sectioned(*picks: tuple[str, str]) -> list[Pick]:
+    """(title, section) pairs in rank order."""
+    return [
+        Pick(entry=entry(t), score=9.0 - i, matches=(), section=s) for i, (t, s) in enumerate(picks)
+    ]
+
+
+def test_picks_are_grouped_under_their_sections_in_order_of_first_appearance() -> None:
+    picks = sectioned(("A", "arXiv cs.CL"), ("B", "Daily Papers"), ("C", "arXiv cs.CL"), ("D", ""))
+    rendered = render(digest(picks))
+    expected = ["arXiv cs.CL", "1. A", "2. C", "Daily Papers", "3. B", "Other", "4. D"]
+    html_page = markdown.markdown(rendered.markdown)
+    for part in (visible_text(rendered.html), rendered.text, visible_text(html_page)):
+        positions = [part.find(line) for line in expected]
+        assert -1 not in positions and positions == sorted(positions), (positions, part)
+    assert re.findall(r"<h2[^>]*>(.*?)</h2>", rendered.html) == [
+        "arXiv cs.CL",
+        "Daily Papers",
+        "Other",
+    ]
+    assert re.findall(r"<h2>(.*?)</h2>", html_page) == ["arXiv cs.CL", "Daily Papers", "Other"]
+    assert re.findall(r"<h3>(\d)\.", html_page) == ["1", "2", "3", "4"]
+    assert "== arXiv cs.CL ==" in rendered.text.splitlines()
+
+
+def test_without_sections_there_are_no_section_headings() -> None:
+    rendered = render(digest(sectioned(("A", ""), ("B", ""))))
+    assert "<h2" not in rendered.html
+    assert "==" not in rendered.text
+    page = markdown.markdown(rendered.markdown)
+    assert re.findall(r"<h(\d)>", page) == ["1", "2", "2"]
+
+
+@pytest.mark.parametrize("hostile", [*HOSTILE, *MARKDOWN_TRICKS, "# Heading\r\n## two"])
+def test_a_section_name_is_text_in_every_format(hostile: str) -> None:
+    rendered = render(digest(sectioned(("A paper", hostile))))
+    assert "<script" not in rendered.html.lower() and "<img" not in rendered.html.lower()
+    assert " ".join(hostile.split()) in visible_text(rendered.html)
+    page = markdown.markdown(rendered.markdown)
+    assert "<script" not in page.lower() and "<img" not in page and "<b>" not in page
+    assert hrefs(page) == []
+    assert re.findall(r"<h(\d)>", page) == ["1", "2", "3"]
+    assert "\r" not in rendered.text

@@ -2,10 +2,11 @@
 
 Each payload of tests/data/hostile/payloads.json (built by scripts/make_hostile.py) arrives as
 real feed content does: as the title, the HTML summary, the link or the author of an RSS item,
-parsed by `parse_feed`. The entry is rendered in every format and composed into an email, and
-each part is checked the way its consumer reads it: the HTML with an HTML parser, the Markdown
-through both the `markdown` package and markdown-it-py (CommonMark), the email by re-parsing
-its bytes. One test per position checks every payload and reports all failures together.
+parsed by `parse_feed`, or as the name of the section a pick is grouped under (a feed's name).
+The entry is rendered in every format and composed into an email, and each part is checked the
+way its consumer reads it: the HTML with an HTML parser, the Markdown through both the
+`markdown` package and markdown-it-py (CommonMark), the email by re-parsing its bytes. One test
+per position checks every payload and reports all failures together.
 """
 
 from __future__ import annotations
@@ -40,13 +41,16 @@ CORPUS = DATA / "hostile" / "payloads.json"
 GENERATOR = ROOT / "scripts" / "make_hostile.py"
 PAYLOADS: list[dict[str, str]] = json.loads(CORPUS.read_text(encoding="utf-8"))
 
-POSITIONS = ("title", "summary", "link", "author")
+POSITIONS = ("title", "summary", "link", "author", "section")
 BENIGN = {
     "title": "Benign title",
     "summary": "<p>Benign <b>summary</b> text.</p>",
     "link": "https://ok.example/item",
     "author": "Benign Author",
+    "section": "",
 }
+#: the benign section name the section position's baseline is rendered with
+BENIGN_SECTION = "Benign section"
 SENDER = "Morning papers <digest@example.org>"
 TO = "ada@example.org"
 NOW = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
@@ -129,7 +133,7 @@ def through_pipeline(fields: dict[str, str]) -> Outcome | None:
         authors=item.authors,
         organisation=item.organisation,
     )
-    d = digest([Pick(entry=e, score=2.0, matches=())], reader_name="ada")
+    d = digest([Pick(entry=e, score=2.0, matches=(), section=fields["section"])], reader_name="ada")
     rendered = render(d)
     email = compose(
         sender=SENDER,
@@ -262,9 +266,11 @@ def html_problems(page: Page, baseline: Page) -> Iterator[str]:
             f"{baseline.count(tag)}/{baseline.ends[tag]}"
 
 
-def markdown_problems(page: Page, renderer: str) -> Iterator[str]:
+def markdown_problems(page: Page, renderer: str, section: str | None = None) -> Iterator[str]:
+    """`section`: the name the pick is grouped under, shown as an h2 above the pick's h3."""
+    allowed = MARKDOWN_TAGS if section is None else MARKDOWN_TAGS | {"h3"}
     for el in page.elements:
-        if el.tag not in MARKDOWN_TAGS:
+        if el.tag not in allowed:
             yield f"{renderer}: <{el.tag}> element"
         for name, value in el.attrs:
             if name == "href" and _bad_href(value):
@@ -277,10 +283,24 @@ def markdown_problems(page: Page, renderer: str) -> Iterator[str]:
         if page.count(tag) > 1:
             yield f"{renderer}: {page.count(tag)} <{tag}>, the template makes 1"
     headings = page.headings
-    if [h for h, _ in headings] != ["h1", "h2"]:
-        yield f"{renderer}: headings {headings!r}, the template makes one h1 and one h2"
-    elif headings[0][1] != DIGEST_HEADING or not re.match(r"1\.( |$)", headings[1][1]):
+    if section is None:
+        if [h for h, _ in headings] != ["h1", "h2"]:
+            yield f"{renderer}: headings {headings!r}, the template makes one h1 and one h2"
+        elif headings[0][1] != DIGEST_HEADING or not re.match(r"1\.( |$)", headings[1][1]):
+            yield f"{renderer}: headings {headings!r}"
+    elif [h for h, _ in headings] != ["h1", "h2", "h3"]:
+        yield f"{renderer}: headings {headings!r}, the template makes an h1, h2 and h3"
+    elif (
+        headings[0][1] != DIGEST_HEADING
+        or _unspaced(headings[1][1]) != _unspaced(section)
+        or not re.match(r"1\.( |$)", headings[2][1])
+    ):
         yield f"{renderer}: headings {headings!r}"
+
+
+def _unspaced(text: str) -> str:
+    """What a reader sees, spacing aside (control characters may become spaces)."""
+    return "".join(_squash(text).split())
 
 
 def text_problems(text: str, where: str) -> Iterator[str]:
@@ -325,7 +345,7 @@ def template_problems(
         for part, content in shown.items():
             if "49" in content:
                 yield f"{part}: '49' appears, the template text was evaluated"
-    value = {"title": outcome.title, "summary": outcome.summary}.get(position)
+    value = {"title": outcome.title, "summary": outcome.summary, "section": payload}.get(position)
     if position == "author":
         value = outcome.authors[0] if outcome.authors else None
     if value and "{" in value:
@@ -398,21 +418,30 @@ def test_the_checks_find_what_they_look_for() -> None:
 
 
 @pytest.fixture(scope="module")
-def baseline() -> tuple[Page, list[str]]:
-    """The benign item's HTML page and header names: what the template itself produces."""
-    outcome = through_pipeline(BENIGN)
-    assert outcome is not None
-    names = [n.lower() for n in outcome.email.keys()]
-    page = Page.of(outcome.rendered.html)
-    assert list(html_problems(page, page)) == []
-    return page, names
+def baselines() -> dict[bool, tuple[Page, list[str]]]:
+    """The benign item's HTML page and header names, without and with a section: what the
+    template itself produces."""
+    found = {}
+    for sectioned in (False, True):
+        outcome = through_pipeline({**BENIGN, "section": BENIGN_SECTION if sectioned else ""})
+        assert outcome is not None
+        names = [n.lower() for n in outcome.email.keys()]
+        page = Page.of(outcome.rendered.html)
+        assert list(html_problems(page, page)) == []
+        found[sectioned] = page, names
+    return found
+
+
+def shown_section(name: str) -> str:
+    """The heading a section name should show: the name, or "Other" when nothing is left."""
+    return name if _squash(name) else "Other"
 
 
 @pytest.mark.parametrize("position", POSITIONS)
 def test_hostile_feed_content_is_neutralised(
-    position: str, baseline: tuple[Page, list[str]]
+    position: str, baselines: dict[bool, tuple[Page, list[str]]]
 ) -> None:
-    base_page, base_headers = baseline
+    base_page, base_headers = baselines[position == "section"]
     failures: list[tuple[str, str]] = []
     rejected = 0
     for number, item in enumerate(PAYLOADS, 1):
@@ -428,10 +457,15 @@ def test_hostile_feed_content_is_neutralised(
             continue
         page = Page.of(outcome.rendered.html)
         problems = list(html_problems(page, base_page))
+        section = shown_section(payload) if position == "section" else None
+        if section is not None:
+            heading = [text for tag, text in page.headings if tag == "h2"]
+            if [_unspaced(h) for h in heading] != [_unspaced(section)]:
+                problems.append(f"html: section headings {heading!r}")
         shown = {"html": page.visible, "text": _squash(outcome.rendered.text)}
         for name, to_html in MARKDOWN_RENDERERS.items():
             markdown_page = Page.of(to_html(outcome.rendered.markdown))
-            problems += markdown_problems(markdown_page, name)
+            problems += markdown_problems(markdown_page, name, section)
             shown[name] = markdown_page.visible
         problems += text_problems(outcome.rendered.text, "text")
         problems += email_problems(outcome.email, base_headers, "email")

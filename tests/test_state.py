@@ -94,6 +94,21 @@ def test_the_deliveries_ledger_allows_one_digest_per_reader_and_date(tmp_path: P
         assert store.last_delivery("r") == first
 
 
+def test_a_runs_pending_digests_are_stored_all_or_none(tmp_path: Path) -> None:
+    day = date(2026, 11, 20)
+    with Store.open(tmp_path / "s.sqlite") as store:
+        pending = [
+            Delivery(f"r{i}", day, "pending", f"<m{i}@x>", (f"e{i}",), T0, T0, message=b"x")
+            for i in range(3)
+        ]
+        store.record_delivery(pending[2])
+        with pytest.raises(sqlite3.IntegrityError):
+            store.record_deliveries(pending)  # the third is already there
+        assert [store.delivery(f"r{i}", day) for i in range(2)] == [None, None]
+        store.record_deliveries(pending[:2])
+        assert [store.delivery(f"r{i}", day) for i in range(3)] == pending
+
+
 def test_failed_fetch_keeps_old_validators_out(tmp_path: Path) -> None:
     with Store.open(tmp_path / "s.sqlite") as store:
         store.record_feed("a", "A", T0, status="200", etag='"v1"', candidates=[])
