@@ -376,7 +376,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if send_body and status != 304:
-            self.wfile.write(body)
+            interval = site._drip_interval(path)
+            if not interval:
+                self.wfile.write(body)
+                return
+            for i in range(len(body)):  # a slow-drip server: one byte at a time
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                if site._closing.wait(interval):
+                    return
 
 
 class HTTPServer:
@@ -392,6 +400,7 @@ class HTTPServer:
         self._resources: dict[str, _Resource] = {}
         self._overrides: dict[str, _Override] = {}
         self._delays: dict[str, float] = {}
+        self._drips: dict[str, float] = {}
         self._closing = threading.Event()
         self._httpd = _HTTPD(self)
         self.host = HOST
@@ -457,6 +466,14 @@ class HTTPServer:
             else:
                 self._delays.pop(path, None)
 
+    def drip(self, path: str, interval: float) -> None:
+        """Send ``path``'s body one byte every ``interval`` seconds (0: all at once)."""
+        with self._lock:
+            if interval > 0:
+                self._drips[path] = interval
+            else:
+                self._drips.pop(path, None)
+
     def requests_for(self, path: str) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if urlsplit(r.path).path == path]
@@ -473,6 +490,10 @@ class HTTPServer:
         with self._lock:
             seconds = self._delays.get(path, 0.0)
         return self._closing.wait(seconds) if seconds else False
+
+    def _drip_interval(self, path: str) -> float:
+        with self._lock:
+            return self._drips.get(path, 0.0)
 
     def _respond(self, path: str, headers: Message) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
