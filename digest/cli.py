@@ -16,7 +16,6 @@ from . import __version__, pipeline
 from .config import load_config
 from .errors import ConfigError, DigestError
 from .models import Config, FetchResult
-from .rank import breakdown
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -280,6 +279,8 @@ def explain(
     config_path: str, subscriber: str, entries: tuple[str, ...], now: datetime | None
 ) -> None:
     """Print why each entry was picked or left out of a subscriber's digest, term by term."""
+    from .rank import breakdown
+
     config = _load(config_path)
     with _failures_exit():
         found = pipeline.explain(config, subscriber, now or _now(), entries)

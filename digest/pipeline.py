@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from .dedupe import merge
@@ -38,19 +38,14 @@ from .models import (
     Subscriber,
 )
 from .parse import parse_feed
-from .rank import Collection, KeywordRanker, Ranker
-from .render import archive_page, render, render_index
-from .send import (
-    FileMailer,
-    Mailer,
-    Outgoing,
-    SmtpMailer,
-    compose,
-    file_stem,
-    message_id,
-    write_atomic,
-)
 from .state import Store
+
+if TYPE_CHECKING:
+    from .rank import Collection, KeywordRanker, Ranker
+    from .send import Mailer, Outgoing
+
+# rank (numpy), render (Jinja) and send (aiosmtplib) are imported where they are used:
+# `digest collect` needs none of them, and importing them would double its start-up time.
 
 log = logging.getLogger("digest")
 
@@ -260,6 +255,8 @@ def feed_health(config: Config) -> list[tuple[FeedConfig, FeedStatus | None]]:
 
 def make_ranker(config: Config, store: Store, now: datetime) -> KeywordRanker:
     """One ranker for every profile of a run, with term statistics from the state file."""
+    from .rank import KeywordRanker
+
     collection = store.new_entries(None, now - COLLECTION_WINDOW, now)
     return KeywordRanker(
         config.profiles.values(),
@@ -308,6 +305,9 @@ async def deliver(
     digest of today (the last run died, or the server deferred it) is re-sent as it was; one
     of an earlier date is folded, and its entries go into today's digest instead.
     """
+    from .render import render
+    from .send import Outgoing
+
     problems = feed_problems(config, store.feed_statuses(), now)
     ranker = make_ranker(config, store, now)  # reads each entry once for every reader
     reports: list[DeliveryReport] = []
@@ -368,6 +368,8 @@ class _Queued:
 def _compose(
     config: Config, subscriber: Subscriber, digest: Digest, rendered: RenderedDigest, now: datetime
 ) -> EmailMessage:
+    from .send import compose, message_id
+
     sender = config.smtp.sender if config.smtp else f"{config.settings.title} <digest@localhost>"
     return compose(
         sender=sender,
@@ -385,6 +387,8 @@ def _compose(
 
 async def _send_all(config: Config, store: Store, queue: Sequence[_Queued]) -> list[DeliveryReport]:
     """Send over a few persistent connections at once; each message is retried on its own."""
+    from .send import FileMailer, SmtpMailer
+
     smtp = config.smtp
     work: asyncio.Queue[_Queued] = asyncio.Queue()
     for item in queue:
@@ -465,6 +469,9 @@ def _write_markdown(
     dry_run: bool,
     ranker: Ranker | None = None,
 ) -> DeliveryReport:
+    from .render import render, render_index
+    from .send import write_atomic
+
     reader = markdown_reader(config, output)
     day = local_date(reader, now)
     if store.delivery(reader.key, day) is not None:
@@ -497,6 +504,9 @@ def archive(config: Config, out: Path) -> list[Path]:
 
     Pages go to `out/<profile>/<date>.html`, so several [[markdown]] outputs can share one
     archive. Returns the paths written."""
+    from .render import archive_page
+    from .send import file_stem, write_atomic
+
     written: list[Path] = []
     sections: list[str] = []
     with Store.copy(config.settings.state) as store:
@@ -574,6 +584,9 @@ def preview(
     on_feed: Callable[[FetchResult], None] | None = None,
 ) -> Path:
     """Render what the subscriber would get now, on a copy of the state; return the HTML path."""
+    from .render import render
+    from .send import file_stem, write_atomic
+
     subscriber = find_subscriber(config, subscriber_name)
     with Store.copy(config.settings.state) as store:
         asyncio.run(collect(config, store, now, on_feed))
