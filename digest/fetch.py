@@ -7,6 +7,8 @@ again (Retry-After, exponential backoff): pure functions of the result and `now`
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import ssl
 import sys
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -17,10 +19,16 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
-# httpx's __init__ imports its command-line client (rich, pygments …) whenever they are
-# installed; a None entry makes that import fail the way httpx provides for. It halves
-# the start-up of `digest collect`, which matters when nothing is new.
-sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+# Two imports that httpx and httpcore attempt and we do not want, made to fail at once
+# with a None entry in sys.modules (the way Python provides for):
+# - httpx's __init__ imports its command-line client (rich, pygments …) whenever they are
+#   installed, about 40 ms of start-up for a `digest collect` where nothing is new;
+# - httpcore tries `import sniffio` on every lock it sets up, several times per request;
+#   since anyio 4 no longer brings sniffio, each try is a failed search of sys.path, which
+#   made 200 conditional GETs take three times as long.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 import httpx  # noqa: E402
 
@@ -36,6 +44,8 @@ DATE_PLACEHOLDER = "{date}"
 BACKOFF_START = timedelta(hours=1)
 #: no feed is left alone longer than this, whatever it answers
 MAX_WAIT = timedelta(hours=24)
+#: error and redirect bodies up to this size are read, to keep their connection alive
+_DRAIN_BYTES = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 _ACCEPT = (
@@ -63,8 +73,11 @@ async def fetch_all(
     async with httpx.AsyncClient(
         headers={"User-Agent": USER_AGENT, "Accept": _ACCEPT, "Accept-Encoding": _encodings()},
         timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
-        limits=httpx.Limits(
-            max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+        transport=_Transport(
+            httpx.Limits(
+                max_connections=settings.concurrency,
+                max_keepalive_connections=settings.concurrency,
+            )
         ),
         follow_redirects=False,
     ) as client:
@@ -137,6 +150,32 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         return None
     return when if when.tzinfo is not None else None
+
+
+class _Transport(httpx.AsyncBaseTransport):
+    """Plain http over a pool that never sets up TLS; https over a verifying pool made on
+    the first https request. Loading the CA certificates takes 20–50 ms, which a run over
+    http feeds only (or over a local mirror) need not pay."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._limits = limits
+        # a context that trusts no certificate: this pool only ever carries http://
+        self._plain = httpx.AsyncHTTPTransport(
+            verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), limits=limits
+        )
+        self._tls: httpx.AsyncHTTPTransport | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme != "https":
+            return await self._plain.handle_async_request(request)
+        if self._tls is None:
+            self._tls = httpx.AsyncHTTPTransport(limits=self._limits)
+        return await self._tls.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._plain.aclose()
+        if self._tls is not None:
+            await self._tls.aclose()
 
 
 class _Fetcher:
@@ -226,21 +265,19 @@ class _Fetcher:
             held.add(id(slot))
         async with self.client.stream("GET", current, headers=headers) as response:
             code = response.status_code
+            if code < 200 or code >= 300:
+                await _drain(response)
             if code in _REDIRECTS:
                 location = response.headers.get("Location")
                 if not location:
-                    return FetchResult(
-                        feed, status=code, url=url, error=f"HTTP {code} without a Location"
-                    ), None
+                    error = f"HTTP {code} without a Location"
+                    return FetchResult(feed, status=code, url=url, error=error), None
                 return FetchResult(feed, status=code, url=url), urljoin(current, location.strip())
             if code == 304:
+                etag = response.headers.get("ETag") or headers.get("If-None-Match")
+                modified = response.headers.get("Last-Modified") or headers.get("If-Modified-Since")
                 return FetchResult(
-                    feed,
-                    status=304,
-                    url=url,
-                    etag=response.headers.get("ETag") or headers.get("If-None-Match"),
-                    last_modified=response.headers.get("Last-Modified")
-                    or headers.get("If-Modified-Since"),
+                    feed, status=304, url=url, etag=etag, last_modified=modified
                 ), None
             if code >= 300 or code < 200:
                 retry = parse_retry_after(response.headers.get("Retry-After"), self.now)
@@ -251,15 +288,15 @@ class _Fetcher:
                     error=f"HTTP {code} {response.reason_phrase}".strip(),
                     retry_after=retry if code in (429, 503) else None,
                 ), None
-            body, error = await _read_body(response, self.max_bytes)
+            body, problem = await _read_body(response, self.max_bytes)
             return FetchResult(
                 feed,
                 status=code,
                 url=url,
                 body=body,
-                error=error,
-                etag=response.headers.get("ETag") if error is None else None,
-                last_modified=response.headers.get("Last-Modified") if error is None else None,
+                error=problem,
+                etag=response.headers.get("ETag") if problem is None else None,
+                last_modified=response.headers.get("Last-Modified") if problem is None else None,
                 content_type=response.headers.get("Content-Type"),
             ), None
 
@@ -362,6 +399,15 @@ def _decoder(content_encoding: str) -> _Decoder:
         case "br":
             return _Brotli()
     raise ValueError(f"unsupported Content-Encoding {content_encoding!r}")
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read a short error or redirect body to its end, so that the connection goes back to
+    the pool (kept alive) instead of being closed; a long one is not worth it."""
+    declared = response.headers.get("Content-Length", "")
+    if response.status_code == 304 or (declared.isdigit() and int(declared) <= _DRAIN_BYTES):
+        async for _ in response.aiter_raw():
+            pass
 
 
 async def _read_body(response: httpx.Response, max_bytes: int) -> tuple[bytes | None, str | None]:

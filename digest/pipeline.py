@@ -37,15 +37,15 @@ from .models import (
     RenderedDigest,
     Subscriber,
 )
-from .parse import parse_feed
 from .state import Store
 
 if TYPE_CHECKING:
     from .rank import Collection, KeywordRanker, Ranker
     from .send import Mailer, Outgoing
 
-# rank (numpy), render (Jinja) and send (aiosmtplib) are imported where they are used:
-# `digest collect` needs none of them, and importing them would double its start-up time.
+# parse (feedparser), rank (numpy), render (Jinja) and send (aiosmtplib) are imported where
+# they are used: `digest collect` needs only parse, and only when a feed changed, and
+# importing them all would double the start-up of a run where nothing is new.
 
 log = logging.getLogger("digest")
 
@@ -162,7 +162,8 @@ async def collect(
     due = [f for f in config.feeds if f.url not in held]
     day = now.astimezone(ZoneInfo(config.settings.timezone)).date()
     results = await fetch_all(due, statuses, now, day=day, settings=config.fetch, on_done=on_feed)
-    done = {r.feed.url: _store_result(store, r, statuses.get(r.feed.url), now) for r in results}
+    with store.batch():
+        done = {r.feed.url: _store_result(store, r, statuses.get(r.feed.url), now) for r in results}
     return [held.get(f.url) or done[f.url] for f in config.feeds]
 
 
@@ -209,6 +210,8 @@ def _store_result(
     if result.body is None:
         record_ok()
         return FeedReport(feed.name, "not modified", moved_to=moved)
+    from .parse import parse_feed
+
     try:
         parsed = parse_feed(feed.name, result.body)
     except FeedError as e:

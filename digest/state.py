@@ -90,6 +90,7 @@ class Store:
     def __init__(self, db: sqlite3.Connection, lock: IO[bytes] | None = None) -> None:
         self._db = db
         self._lock = lock
+        self._batch = False
         self._db.row_factory = sqlite3.Row
         self._migrate()
 
@@ -157,6 +158,16 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._batch:
+            self._db.execute("SAVEPOINT write")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK TO write")
+                self._db.execute("RELEASE write")
+                raise
+            self._db.execute("RELEASE write")
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -248,35 +259,52 @@ class Store:
             return self._add_entries(db, candidates or (), now)
 
     def _add_entries(
-        self, db: sqlite3.Connection, candidates: Iterable[Candidate], now: datetime
+        self, db: sqlite3.Connection, candidates: Sequence[Candidate], now: datetime
     ) -> int:
-        new = 0
+        if not candidates:
+            return 0
         seen = _ts(now)
-        for c in candidates:
-            e = c.entry
-            cursor = db.execute(
-                """INSERT INTO entries (id, title, link, summary, published, authors,
-                       organisation, upvotes, first_seen)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
-                (
-                    c.id,
-                    e.title,
-                    e.link,
-                    e.summary,
-                    _ts(e.published) if e.published else None,
-                    json.dumps(list(e.authors)),
-                    e.organisation,
-                    e.upvotes,
-                    seen,
-                ),
+        rows = [
+            (
+                c.id,
+                c.entry.title,
+                c.entry.link,
+                c.entry.summary,
+                _ts(c.entry.published) if c.entry.published else None,
+                json.dumps(list(c.entry.authors)),
+                c.entry.organisation,
+                c.entry.upvotes,
+                seen,
             )
-            new += cursor.rowcount
-            db.executemany(
-                """INSERT INTO entry_feeds (entry_id, feed, first_seen) VALUES (?, ?, ?)
-                   ON CONFLICT DO NOTHING""",
-                [(c.id, feed, seen) for feed in c.feeds],
-            )
+            for c in candidates
+        ]
+        # one statement for the whole feed; its rowcount is the sum, i.e. the new entries
+        new = db.executemany(
+            """INSERT INTO entries (id, title, link, summary, published, authors,
+                   organisation, upvotes, first_seen)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
+            rows,
+        ).rowcount
+        db.executemany(
+            """INSERT INTO entry_feeds (entry_id, feed, first_seen) VALUES (?, ?, ?)
+               ON CONFLICT DO NOTHING""",
+            [(c.id, feed, seen) for c in candidates for feed in c.feeds],
+        )
         return new
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many writes in one transaction (each still all-or-nothing on its own): a
+        collect run of hundreds of feeds commits once instead of once per feed."""
+        if self._batch:
+            yield
+            return
+        with self._transaction():
+            self._batch = True
+            try:
+                yield
+            finally:
+                self._batch = False
 
     # entries
 
