@@ -303,6 +303,7 @@ class RecordedRequest:
     path: str  # as sent, including any query string
     headers: dict[str, str]  # names lower-cased
     status: int
+    client_port: int = 0  # the same port for two requests: one kept-alive connection
 
 
 @dataclass(frozen=True)
@@ -356,6 +357,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: requests are recorded in HTTPServer.requests instead
 
+    def setup(self) -> None:
+        super().setup()
+        if self.server.site.keep_alive:
+            self.protocol_version = "HTTP/1.1"
+
     def do_GET(self) -> None:
         self._serve(send_body=True)
 
@@ -368,7 +374,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if site._wait(path):
             return  # server closing: drop the connection without an answer
         status, headers, body = site._respond(path, self.headers)
-        site._record(self.command, self.path, dict(self.headers.items()), status)
+        port = self.client_address[1]
+        site._record(self.command, self.path, dict(self.headers.items()), status, port)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -394,7 +401,9 @@ class HTTPServer:
     conditional GETs answer 304, and every request is logged in ``requests``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_alive: bool = False) -> None:
+        #: answer as HTTP/1.1, keeping connections open between requests
+        self.keep_alive = keep_alive
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._resources: dict[str, _Resource] = {}
@@ -519,8 +528,11 @@ class HTTPServer:
         headers_out = {"Content-Type": resource.content_type, **resource.extra_headers}
         return 200, {**headers_out, **validators}, resource.body
 
-    def _record(self, method: str, path: str, headers: dict[str, str], status: int) -> None:
-        entry = RecordedRequest(method, path, {k.lower(): v for k, v in headers.items()}, status)
+    def _record(
+        self, method: str, path: str, headers: dict[str, str], status: int, port: int
+    ) -> None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        entry = RecordedRequest(method, path, lowered, status, port)
         with self._lock:
             self.requests.append(entry)
 
@@ -528,5 +540,13 @@ class HTTPServer:
 @pytest.fixture
 def http_server() -> Iterator[HTTPServer]:
     server = HTTPServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def http11_server() -> Iterator[HTTPServer]:
+    """The same server answering HTTP/1.1 with keep-alive."""
+    server = HTTPServer(keep_alive=True)
     yield server
     server.close()

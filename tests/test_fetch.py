@@ -198,6 +198,20 @@ def test_requests_to_one_host_stay_within_its_limit(http_server: HTTPServer) -> 
     assert time.monotonic() - start < 0.9, "with room for all six they go at once"
 
 
+def test_one_connection_carries_many_feeds_and_their_304s(http11_server: HTTPServer) -> None:
+    for i in range(5):
+        http11_server.set(f"/{i}.rss", GOOD)
+    http11_server.set_status("/moved.rss", 301, {"Location": "/0.rss"})
+    feeds = [feed(http11_server.url(f"/{i}.rss"), str(i)) for i in range(5)]
+    feeds.append(feed(http11_server.url("/moved.rss"), "moved"))
+    first = fetch(*feeds, settings=FetchSettings(per_host=1))
+    known = {r.feed.url: FeedStatus(r.feed.url, etag=r.etag) for r in first}
+    again = fetch(*feeds, known=known, settings=FetchSettings(per_host=1))
+    assert all(r.body == GOOD for r in first) and all(r.not_modified for r in again)
+    ports = {r.client_port for r in http11_server.requests}
+    assert len(http11_server.requests) == 14 and len(ports) == 2, "one connection per run"
+
+
 # ------------------------------------------------------------- politeness rules (pure)
 
 
