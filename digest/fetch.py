@@ -46,6 +46,8 @@ BACKOFF_START = timedelta(hours=1)
 MAX_WAIT = timedelta(hours=24)
 #: error and redirect bodies up to this size are read, to keep their connection alive
 _DRAIN_BYTES = 64 * 1024
+#: every coding _decoder reads, offered to servers in this order
+_ENCODINGS = "gzip, deflate, br"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 _ACCEPT = (
@@ -71,7 +73,7 @@ async def fetch_all(
     limit = asyncio.Semaphore(settings.concurrency)
     hosts: dict[str, asyncio.Semaphore] = {}
     async with httpx.AsyncClient(
-        headers={"User-Agent": USER_AGENT, "Accept": _ACCEPT, "Accept-Encoding": _encodings()},
+        headers={"User-Agent": USER_AGENT, "Accept": _ACCEPT, "Accept-Encoding": _ENCODINGS},
         timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
         transport=_Transport(
             httpx.Limits(
@@ -378,10 +380,6 @@ class _Brotli:
         if len(out) > room:
             raise _TooLarge
         return out
-
-
-def _encodings() -> str:
-    return "gzip, deflate, br"
 
 
 def _decoder(content_encoding: str) -> _Decoder:
