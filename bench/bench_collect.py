@@ -271,9 +271,9 @@ def profile_first_run(config: Path) -> None:
         "dedupe": cumulative("digest/dedupe.py", "merge"),
         "store (SQLite)": cumulative("digest/state.py", "record_feed"),
     }
-    # a coroutine's time is split over its resumptions: fetching is all of asyncio.run (the
-    # whole collect) less the stages that ran inside it
-    loop = cumulative("asyncio/runners.py", "run")
+    # a coroutine's own time is split over its resumptions: fetching is the whole of
+    # pipeline.collect less the stages that ran inside it
+    loop = cumulative("digest/pipeline.py", "collect")
     stages["fetch (httpx, event loop)"] = loop - sum(stages[k] for k in list(stages)[1:])
     print(f"  cProfile of one more first run ({total:.2f}s under the profiler), per stage:")
     for label, seconds in stages.items():
