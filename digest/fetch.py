@@ -235,8 +235,9 @@ class _Fetcher:
                 if permanent and remember:
                     moved = location
                 if location in seen:
+                    # a loop moved nowhere, even when each of its hops claims it is permanent
                     return FetchResult(
-                        feed, status=result.status, url=url, moved_to=moved,
+                        feed, status=result.status, url=url,
                         error=f"redirect loop at {location}",
                     )  # fmt: skip
                 if not location.startswith(("http://", "https://")):

@@ -122,9 +122,10 @@ def test_a_redirect_loop_stops_as_soon_as_a_url_comes_round_again(
     http_server: HTTPServer,
 ) -> None:
     http_server.set_status("/a", 301, {"Location": "/b"})
-    http_server.set_status("/b", 302, {"Location": http_server.url("/a")})
+    http_server.set_status("/b", 308, {"Location": http_server.url("/a")})
     (result,) = fetch(feed(http_server.url("/a")))
     assert result.error == f"redirect loop at {http_server.url('/a')}"
+    assert result.moved_to is None, "permanent hops that loop are no move to remember"
     assert len(http_server.requests_for("/a")) == 1 and len(http_server.requests_for("/b")) == 1
 
 
