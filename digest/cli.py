@@ -16,7 +16,6 @@ from . import __version__, pipeline
 from .config import load_config
 from .errors import ConfigError, DigestError
 from .models import Config, FetchResult
-from .rank import breakdown
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -156,6 +155,56 @@ def check_config(config_path: str) -> None:
 
 @cli.command()
 @CONFIG
+@NOW
+def feeds(config_path: str, now: datetime | None) -> None:
+    """Show each feed's health: last success, status, entries, next fetch, problems."""
+    config = _load(config_path)
+    now = now or _now()
+    with _failures_exit():
+        health = pipeline.feed_health(config)
+    rows = [("feed", "last success", "status", "entries", "next fetch", "notes", "last error")]
+    moved: list[tuple[str, str]] = []
+    for feed, st in health:
+        if st is None:
+            rows.append((feed.name, "never", "-", "-", "now", "not fetched yet", ""))
+            continue
+        notes = []
+        if st.gone is not None:
+            notes.append(f"gone since {st.gone:%Y-%m-%d}")
+            next_fetch = "never"
+        elif st.next_fetch is not None and st.next_fetch > now:
+            failures = f"{st.failures} failure{'s' if st.failures != 1 else ''} in a row"
+            notes.append(f"backing off ({failures})")
+            next_fetch = _when(st.next_fetch)
+        else:
+            next_fetch = "now"
+        if st.moved_to:
+            notes.append(f"moved to {st.moved_to}")
+            moved.append((feed.name, st.moved_to))
+        rows.append(
+            (
+                feed.name,
+                _when(st.last_success) if st.last_success else "never",
+                st.last_status or "-",
+                str(st.entries_seen),
+                next_fetch,
+                "; ".join(notes),
+                " ".join((st.last_error or "").split()),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]).rstrip())
+    for name, url in moved:
+        click.echo(
+            f"\nfeed {name!r} moved permanently; it is read from the new address, but "
+            f'please set url = "{url}" in {config_path}'
+        )
+
+
+@cli.command()
+@CONFIG
 def serve(config_path: str) -> None:
     """Run the scheduler: each digest at its subscriber's send_at, in their time zone.
 
@@ -230,6 +279,8 @@ def explain(
     config_path: str, subscriber: str, entries: tuple[str, ...], now: datetime | None
 ) -> None:
     """Print why each entry was picked or left out of a subscriber's digest, term by term."""
+    from .rank import breakdown
+
     config = _load(config_path)
     with _failures_exit():
         found = pipeline.explain(config, subscriber, now or _now(), entries)
@@ -303,15 +354,25 @@ def _progress(config: Config) -> Iterator[Callable[[FetchResult], None] | None]:
 
 def _print_feeds(feeds: list[pipeline.FeedReport] | tuple[pipeline.FeedReport, ...]) -> None:
     new = sum(f.new for f in feeds)
-    failed = [f for f in feeds if f.error]
-    _err(f"collected {len(feeds)} feeds: {new} new entries, {len(failed)} failed")
+    failed = [f for f in feeds if f.status == "error"]
+    held = [f for f in feeds if f.status in ("gone", "skipped")]
+    rest = f", {len(held)} skipped" if held else ""
+    _err(f"collected {len(feeds)} feeds: {new} new entries, {len(failed)} failed{rest}")
     for f in feeds:
-        if f.error:
-            _err(f"  feed {f.name!r} failed: {f.error}")
+        if f.status == "gone":
+            _err(f"  feed {f.name!r} is gone ({f.error}); not fetched until its url changes")
+        elif f.status == "skipped":
+            until = _when(f.until) if f.until else "later"
+            _err(f"  feed {f.name!r} skipped until {until} (last error: {f.error})")
+        elif f.error:
+            retry = f"; next try {_when(f.until)}" if f.until else ""
+            _err(f"  feed {f.name!r} failed: {f.error}{retry}")
         elif f.warning:
             _err(f"  feed {f.name!r}: {f.warning}")
         else:
             logging.getLogger("digest").debug("  feed %r: %s, %d new", f.name, f.status, f.new)
+        if f.moved_to:
+            _err(f"  feed {f.name!r} moved permanently to {f.moved_to}; update its url")
 
 
 def _delivery_line(d: pipeline.DeliveryReport) -> str:
@@ -328,6 +389,10 @@ def _delivery_line(d: pipeline.DeliveryReport) -> str:
             return f"{d.reader} {day}: {d.picks} picks (dry run, not sent){target}"
         case "failed":
             return f"{d.reader} {day}: FAILED: {d.error}"
+
+
+def _when(when: datetime) -> str:
+    return f"{when.astimezone(UTC):%Y-%m-%d %H:%MZ}"
 
 
 def _err(line: str) -> None:

@@ -20,6 +20,7 @@ from .models import (
     Config,
     FeedConfig,
     FeedType,
+    FetchSettings,
     Field,
     MarkdownOutput,
     Profile,
@@ -31,7 +32,8 @@ from .models import (
 
 T = TypeVar("T")
 
-_TOP_KEYS = {"digest", "smtp", "feeds", "profiles", "subscribers", "markdown"}
+_TOP_KEYS = {"digest", "smtp", "fetch", "feeds", "profiles", "subscribers", "markdown"}
+_FETCH_KEYS = {"concurrency", "per_host", "timeout"}
 _DIGEST_KEYS = {
     "title",
     "state",
@@ -174,6 +176,7 @@ class _Parser:
         self.table(raw, "", _TOP_KEYS)
         settings = self.settings(raw.get("digest", {}))
         smtp = self.smtp(raw["smtp"]) if "smtp" in raw else None
+        fetch = self.fetch(raw.get("fetch", {}))
         feeds = self.items(raw, "feeds", self.feed)
         names = [f.name for f in feeds]
         for i, name in enumerate(names):
@@ -210,6 +213,7 @@ class _Parser:
             profiles=profiles,
             subscribers=tuple(subscribers),
             markdown=tuple(markdown),
+            fetch=fetch,
         )
 
     def items(self, raw: Mapping[str, Any], key: str, build: Callable[[Any, str], T]) -> list[T]:
@@ -338,6 +342,16 @@ class _Parser:
             backoff=backoff,
         )
 
+    def fetch(self, value: object) -> FetchSettings:
+        t = self.table(value, "fetch", _FETCH_KEYS)
+        concurrency = self.get(t, "fetch", "concurrency", int, 16)
+        self.check(1 <= concurrency <= 256, "fetch.concurrency", "must be between 1 and 256")
+        per_host = self.get(t, "fetch", "per_host", int, 4)
+        self.check(1 <= per_host <= 64, "fetch.per_host", "must be between 1 and 64")
+        timeout = float(self.get(t, "fetch", "timeout", (int, float), 30.0))
+        self.check(0 < timeout <= 600, "fetch.timeout", "must be more than 0 and at most 600 s")
+        return FetchSettings(concurrency=concurrency, per_host=per_host, timeout=timeout)
+
     def feed(self, value: object, key: str) -> FeedConfig:
         t = self.table(value, key, _FEED_KEYS)
         name = self.get(t, key, "name", str, required=True)
@@ -349,6 +363,11 @@ class _Parser:
             kind is None or kind in FEED_TYPES,
             f"{key}.type",
             f"unknown feed type {kind!r} (one of: {', '.join(FEED_TYPES)})",
+        )
+        self.check(
+            not re.search(r"[{}]", url.replace("{date}", "")),
+            f"{key}.url",
+            f"{{date}} is the only placeholder a feed URL may hold: {url!r}",
         )
         if url.startswith(("http://", "https://")):
             source = url

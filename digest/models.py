@@ -65,13 +65,26 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchSettings:
+    """The `[fetch]` table: how hard and how long feeds are fetched."""
+
+    #: feeds fetched at once, over all hosts
+    concurrency: int = 16
+    #: requests at once to any one host
+    per_host: int = 4
+    #: seconds one feed may take in all (connect, redirects, every byte of the body)
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class FeedConfig:
     """One `[[feeds]]` entry."""
 
     name: str
     #: the URL or path as written in the config; the feed's key in the state file
     url: str
-    #: what is actually read: an http(s) URL, or an absolute file path
+    #: what is actually read: an http(s) URL, or an absolute file path; either may hold
+    #: `{date}`, filled with the local date in [digest] timezone on each run
     source: str
     weight: float = 1.0
     #: the document kind when the config sets `type` (None: detected by content)
@@ -155,6 +168,7 @@ class Config:
     profiles: Mapping[str, Profile]
     subscribers: tuple[Subscriber, ...]
     markdown: tuple[MarkdownOutput, ...]
+    fetch: FetchSettings = FetchSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +184,12 @@ class FetchResult:
     last_modified: str | None = None
     content_type: str | None = None
     error: str | None = None
+    #: the URL (or path) requested, `{date}` filled in; the validators belong to it
+    url: str | None = None
+    #: where permanent redirects (301/308) led; the feed is read there from now on
+    moved_to: str | None = None
+    #: the instant a 429 or 503 asked us to wait until (Retry-After)
+    retry_after: datetime | None = None
 
     @property
     def not_modified(self) -> bool:
@@ -360,3 +380,13 @@ class FeedStatus:
     last_attempt: datetime | None = None
     last_success: datetime | None = None
     entries_seen: int = 0
+    #: the URL the validators were given for (a `{date}` feed changes URL every day)
+    fetched_url: str | None = None
+    #: where the feed moved permanently (301/308); fetched there instead of its config URL
+    moved_to: str | None = None
+    #: when the feed answered 410 Gone; it is not fetched again under this config URL
+    gone: datetime | None = None
+    #: not fetched before this instant (Retry-After or backoff); None: on every run
+    next_fetch: datetime | None = None
+    #: transient failures (5xx, 429, network errors) in a row
+    failures: int = 0

@@ -16,18 +16,19 @@ from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from .dedupe import merge
 from .errors import ConfigError, DeliveryError, FeedError
-from .fetch import fetch_all
+from .fetch import DATE_PLACEHOLDER, fetch_all, is_transient, retry_at
 from .models import (
     DONE,
     Config,
     Delivery,
     DeliveryStatus,
     Digest,
+    FeedConfig,
     FeedStatus,
     FetchResult,
     MarkdownOutput,
@@ -37,20 +38,15 @@ from .models import (
     RenderedDigest,
     Subscriber,
 )
-from .parse import parse_feed
-from .rank import Collection, KeywordRanker, Ranker
-from .render import archive_page, render, render_index
-from .send import (
-    FileMailer,
-    Mailer,
-    Outgoing,
-    SmtpMailer,
-    compose,
-    file_stem,
-    message_id,
-    write_atomic,
-)
 from .state import Store
+
+if TYPE_CHECKING:
+    from .rank import Collection, KeywordRanker, Ranker
+    from .send import Mailer, Outgoing
+
+# parse (feedparser), rank (numpy), render (Jinja) and send (aiosmtplib) are imported where
+# they are used: `digest collect` needs only parse, and only when a feed changed, and
+# importing them all would double the start-up of a run where nothing is new.
 
 log = logging.getLogger("digest")
 
@@ -69,11 +65,16 @@ class FeedReport:
     """How one feed went in this run."""
 
     name: str
+    #: ok, not modified, error, skipped (backing off or asked to wait), or gone (410)
     status: str
     new: int = 0
     error: str | None = None
     #: a problem that did not stop the feed, such as malformed XML that was recovered
     warning: str | None = None
+    #: a skipped feed is next fetched from this instant; a failed one that backs off, too
+    until: datetime | None = None
+    #: where the feed moved permanently: the config should say so
+    moved_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,64 +156,112 @@ async def collect(
     now: datetime,
     on_feed: Callable[[FetchResult], None] | None = None,
 ) -> list[FeedReport]:
-    """Fetch every feed and store what is new; one failing feed never stops the others."""
-    results = await fetch_all(config.feeds, store.feed_statuses(), on_done=on_feed)
+    """Fetch every feed that is due and store what is new; one failing feed never stops
+    the others. Gone feeds and feeds told to wait (Retry-After, backoff) are skipped."""
+    statuses = store.feed_statuses()
+    held = {f.url: r for f in config.feeds if (r := _held(f, statuses.get(f.url), now))}
+    due = [f for f in config.feeds if f.url not in held]
+    day = now.astimezone(ZoneInfo(config.settings.timezone)).date()
+    results = await fetch_all(due, statuses, now, day=day, settings=config.fetch, on_done=on_feed)
     with store.batch():
-        reports = [_store_result(store, result, now) for result in results]
+        done = {r.feed.url: _store_result(store, r, statuses.get(r.feed.url), now) for r in results}
         store.prune(now, config.settings.keep_days)
-    return reports
+    return [held.get(f.url) or done[f.url] for f in config.feeds]
 
 
-def _store_result(store: Store, result: FetchResult, now: datetime) -> FeedReport:
+def _held(feed: FeedConfig, status: FeedStatus | None, now: datetime) -> FeedReport | None:
+    if status is None:
+        return None
+    if status.gone is not None:
+        return FeedReport(feed.name, "gone", error=status.last_error)
+    if status.next_fetch is not None and status.next_fetch > now:
+        return FeedReport(feed.name, "skipped", error=status.last_error, until=status.next_fetch)
+    return None
+
+
+def _store_result(
+    store: Store, result: FetchResult, known: FeedStatus | None, now: datetime
+) -> FeedReport:
     feed = result.feed
     status = str(result.status) if result.status is not None else "file"
+    moved = result.moved_to
     if result.error is not None:
-        store.record_feed(feed.url, feed.name, now, status=status, error=result.error)
-        return FeedReport(feed.name, "error", error=result.error)
-    if result.body is None:
+        failures = (known.failures if known else 0) + 1 if is_transient(result) else 0
+        until = retry_at(result, failures, now)
+        # a dated feed's 410 is about one day's page, not the feed
+        gone = result.status == 410 and DATE_PLACEHOLDER not in feed.source
         store.record_feed(
-            feed.url,
-            feed.name,
-            now,
-            status=status,
-            etag=result.etag,
-            last_modified=result.last_modified,
-        )
-        return FeedReport(feed.name, "not modified")
-    try:
-        parsed = parse_feed(feed.name, result.body, feed.type)
-    except FeedError as e:
-        store.record_feed(feed.url, feed.name, now, status=status, error=e.reason)
-        return FeedReport(feed.name, "error", error=e.reason)
-    new = store.record_feed(
+            feed.url, feed.name, now, status=status, error=result.error, moved_to=moved,
+            gone=gone, next_fetch=until, failures=failures,
+        )  # fmt: skip
+        return FeedReport(
+            feed.name, "gone" if gone else "error", error=result.error, until=until,
+            moved_to=moved,
+        )  # fmt: skip
+    record_ok = partial(
+        store.record_feed,
         feed.url,
         feed.name,
         now,
         status=status,
         etag=result.etag,
         last_modified=result.last_modified,
-        candidates=merge([(feed.name, feed.url, parsed.entries)]),
+        fetched_url=moved or result.url,
+        moved_to=moved,
     )
-    return FeedReport(feed.name, "ok", new=new, warning=parsed.problem)
+    if result.body is None:
+        record_ok()
+        return FeedReport(feed.name, "not modified", moved_to=moved)
+    from .parse import parse_feed
+
+    try:
+        parsed = parse_feed(feed.name, result.body, feed.type)
+    except FeedError as e:
+        store.record_feed(feed.url, feed.name, now, status=status, error=e.reason, moved_to=moved)
+        return FeedReport(feed.name, "error", error=e.reason, moved_to=moved)
+    new = record_ok(candidates=merge([(feed.name, feed.url, parsed.entries)]))
+    return FeedReport(feed.name, "ok", new=new, warning=parsed.problem, moved_to=moved)
 
 
 def feed_problems(config: Config, statuses: dict[str, FeedStatus], now: datetime) -> list[str]:
-    """Feeds failing now that have not worked for FEED_PROBLEM_AFTER (or ever)."""
+    """Feeds the reader should know about: gone ones, ones backing off, and ones failing
+    that have not worked for FEED_PROBLEM_AFTER (or ever)."""
     problems = []
     for feed in config.feeds:
         status = statuses.get(feed.url)
-        if status is None or not status.last_error:
+        if status is None:
             continue
-        if status.last_success is None or now - status.last_success > FEED_PROBLEM_AFTER:
+        if status.gone is not None:
+            problems.append(
+                f"{feed.name}: gone ({status.last_error}) since {status.gone:%Y-%m-%d}; "
+                "no longer fetched"
+            )
+            continue
+        if not status.last_error:
+            continue
+        backing_off = status.next_fetch is not None and status.next_fetch > now
+        failing = status.last_success is None or now - status.last_success > FEED_PROBLEM_AFTER
+        if backing_off or failing:
             since = (
                 f"since {status.last_success:%Y-%m-%d}" if status.last_success else "never worked"
             )
-            problems.append(f"{feed.name}: {status.last_error} ({since})")
+            retry = f"; next try {status.next_fetch:%Y-%m-%d %H:%M} UTC" if backing_off else ""
+            problems.append(f"{feed.name}: {status.last_error} ({since}{retry})")
     return problems
+
+
+def feed_health(config: Config) -> list[tuple[FeedConfig, FeedStatus | None]]:
+    """Each configured feed with what the state file knows about it (None: never fetched);
+    read from a copy, so it works while another digest process holds the state file."""
+    with Store.copy(config.settings.state) as store:
+        statuses = store.feed_statuses()
+    return [(feed, statuses.get(feed.url)) for feed in config.feeds]
 
 
 def make_ranker(config: Config, store: Store, now: datetime) -> KeywordRanker:
     """One ranker for every profile of a run, with term statistics from the state file."""
+    from .rank import KeywordRanker
+
     collection = store.new_entries(None, now - COLLECTION_WINDOW, now)
     return KeywordRanker(
         config.profiles.values(),
@@ -261,6 +310,9 @@ async def deliver(
     digest of today (the last run died, or the server deferred it) is re-sent as it was; one
     of an earlier date is folded, and its entries go into today's digest instead.
     """
+    from .render import render
+    from .send import Outgoing
+
     problems = feed_problems(config, store.feed_statuses(), now)
     ranker = make_ranker(config, store, now)  # reads each entry once for every reader
     reports: list[DeliveryReport] = []
@@ -328,6 +380,8 @@ OUTBOX_CHUNK = 32
 def _compose(
     config: Config, subscriber: Subscriber, digest: Digest, rendered: RenderedDigest, now: datetime
 ) -> EmailMessage:
+    from .send import compose, message_id
+
     sender = config.smtp.sender if config.smtp else f"{config.settings.title} <digest@localhost>"
     return compose(
         sender=sender,
@@ -353,6 +407,8 @@ async def _send_all(config: Config, store: Store, queue: Sequence[_Queued]) -> l
     coroutine waits for while the other connections go on. While sending, that thread is
     the only user of the store's connection; leaving the executor waits for a commit under
     way, even when the run is interrupted."""
+    from .send import FileMailer, SmtpMailer
+
     smtp = config.smtp
     count = min(smtp.connections, len(queue)) if smtp else 1
     work: asyncio.Queue[_Queued | None] = asyncio.Queue()
@@ -485,6 +541,9 @@ def _write_markdown(
     dry_run: bool,
     ranker: Ranker | None = None,
 ) -> DeliveryReport:
+    from .render import render, render_index
+    from .send import write_atomic
+
     reader = markdown_reader(config, output)
     day = local_date(reader, now)
     if store.delivery(reader.key, day) is not None:
@@ -517,6 +576,9 @@ def archive(config: Config, out: Path) -> list[Path]:
 
     Pages go to `out/<profile>/<date>.html`, so several [[markdown]] outputs can share one
     archive. Returns the paths written."""
+    from .render import archive_page
+    from .send import file_stem, write_atomic
+
     written: list[Path] = []
     sections: list[str] = []
     with Store.copy(config.settings.state) as store:
@@ -594,6 +656,9 @@ def preview(
     on_feed: Callable[[FetchResult], None] | None = None,
 ) -> Path:
     """Render what the subscriber would get now, on a copy of the state; return the HTML path."""
+    from .render import render
+    from .send import file_stem, write_atomic
+
     subscriber = find_subscriber(config, subscriber_name)
     with Store.copy(config.settings.state) as store:
         asyncio.run(collect(config, store, now, on_feed))

@@ -42,7 +42,7 @@ from apscheduler.triggers.date import DateTrigger
 from . import pipeline
 from .config import load_config
 from .errors import ConfigError, DigestError, StateLockedError
-from .models import Config, Delivery, Subscriber
+from .models import Config, Delivery, FeedStatus, Subscriber
 from .state import Store
 
 log = logging.getLogger("digest")
@@ -357,12 +357,12 @@ class Daemon:
         return now + RETRY_AFTER if row is not None and row.status == "pending" else None
 
     def _collect_if_stale(self, store: Store, now: datetime) -> None:
-        last = last_collection(self.config, store)
+        last = last_collection(self.config, store, now)
         if last is not None and self._fresh(last, now):
             return
         feeds = self.actions.collect(self.config, store, now)
         self._collected = now
-        failed = [f for f in feeds if f.error]
+        failed = [f for f in feeds if f.status == "error"]
         log.info(
             "collected %d feeds: %d new entries, %d failed",
             len(feeds),
@@ -392,13 +392,24 @@ class Daemon:
             store.close()
 
 
-def last_collection(config: Config, store: Store) -> datetime | None:
-    """When every configured feed was last fetched (None: some feed never was)."""
+def last_collection(config: Config, store: Store, now: datetime) -> datetime | None:
+    """When every configured feed that is due was last fetched (None: some feed never was).
+    Gone feeds and feeds told to wait are left out: they would make every check stale."""
     statuses = store.feed_statuses()
-    times = [statuses[f.url].last_attempt if f.url in statuses else None for f in config.feeds]
+    times = [
+        statuses[f.url].last_attempt if f.url in statuses else None
+        for f in config.feeds
+        if not _held(statuses.get(f.url), now)
+    ]
     if not times or any(t is None for t in times):
         return None
     return min(t for t in times if t is not None)
+
+
+def _held(status: FeedStatus | None, now: datetime) -> bool:
+    return status is not None and (
+        status.gone is not None or (status.next_fetch is not None and status.next_fetch > now)
+    )
 
 
 def _span(delta: timedelta) -> str:

@@ -85,6 +85,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE entry_keys (key BLOB PRIMARY KEY, entry_id TEXT) WITHOUT ROWID;
     CREATE INDEX entry_keys_entry ON entry_keys (entry_id);
     """,
+    # 4: feed health: where a feed moved, whether it is gone, and when it may be fetched again
+    """
+    ALTER TABLE feeds ADD COLUMN fetched_url TEXT;
+    ALTER TABLE feeds ADD COLUMN moved_to TEXT;
+    ALTER TABLE feeds ADD COLUMN gone TEXT;
+    ALTER TABLE feeds ADD COLUMN next_fetch TEXT;
+    ALTER TABLE feeds ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: the migration that created entry_keys; entries stored before it get their keys in it
@@ -233,10 +241,16 @@ class Store:
         etag: str | None = None,
         last_modified: str | None = None,
         candidates: Sequence[Candidate] | None = None,
+        fetched_url: str | None = None,
+        moved_to: str | None = None,
+        gone: bool = False,
+        next_fetch: datetime | None = None,
+        failures: int = 0,
     ) -> int:
         """Record one feed's fetch and store its parsed entries (None: nothing was parsed) in
         one transaction; return how many entries are new digest candidates. Validators are
-        kept only on success, so a feed that failed is fetched in full next time.
+        kept only on success, so a feed that failed is fetched in full next time. A permanent
+        move and a 410 are kept until the feed's config URL (the row's key) changes.
 
         A feed read for the first time into a state file that was already in use (by other
         feeds before this run, or by deliveries) brings its backlog: only its entries
@@ -250,22 +264,31 @@ class Store:
                 backlog_before = now - NEW_FEED_WINDOW
             db.execute(
                 """
-                INSERT INTO feeds (url, name, last_status, last_error, last_attempt)
-                VALUES (?, ?, ?, ?, ?)
+                INSERT INTO feeds (url, name, last_status, last_error, last_attempt,
+                    next_fetch, failures)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (url) DO UPDATE SET name = excluded.name,
                     last_status = excluded.last_status, last_error = excluded.last_error,
-                    last_attempt = excluded.last_attempt
+                    last_attempt = excluded.last_attempt, next_fetch = excluded.next_fetch,
+                    failures = excluded.failures
                 """,
-                (url, name, status, error, _ts(now)),
-            )
+                (url, name, status, error, _ts(now), _ts(next_fetch) if next_fetch else None,
+                 failures),
+            )  # fmt: skip
+            if moved_to is not None:
+                db.execute("UPDATE feeds SET moved_to = ? WHERE url = ?", (moved_to, url))
+            if gone:
+                db.execute("UPDATE feeds SET gone = ? WHERE url = ?", (_ts(now), url))
             if ok:
                 db.execute(
                     """UPDATE feeds SET last_success = ?, etag = ?, last_modified = ?,
+                       fetched_url = ?,
                        entries_seen = CASE WHEN ? THEN ? ELSE entries_seen END WHERE url = ?""",
                     (
                         _ts(now),
                         etag,
                         last_modified,
+                        fetched_url,
                         parsed,
                         len(candidates or ()),
                         url,
@@ -594,6 +617,6 @@ def _delivery(row: sqlite3.Row) -> Delivery:
 def _feed_status(row: sqlite3.Row) -> FeedStatus:
     values: dict[str, Any] = dict(row)
     values.pop("name")
-    values["last_attempt"] = _dt(values["last_attempt"])
-    values["last_success"] = _dt(values["last_success"])
+    for key in ("last_attempt", "last_success", "gone", "next_fetch"):
+        values[key] = _dt(values[key])
     return FeedStatus(**values)

@@ -303,6 +303,7 @@ class RecordedRequest:
     path: str  # as sent, including any query string
     headers: dict[str, str]  # names lower-cased
     status: int
+    client_port: int = 0  # the same port for two requests: one kept-alive connection
 
 
 @dataclass(frozen=True)
@@ -356,6 +357,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: requests are recorded in HTTPServer.requests instead
 
+    def setup(self) -> None:
+        super().setup()
+        if self.server.site.keep_alive:
+            self.protocol_version = "HTTP/1.1"
+
     def do_GET(self) -> None:
         self._serve(send_body=True)
 
@@ -368,7 +374,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if site._wait(path):
             return  # server closing: drop the connection without an answer
         status, headers, body = site._respond(path, self.headers)
-        site._record(self.command, self.path, dict(self.headers.items()), status)
+        port = self.client_address[1]
+        site._record(self.command, self.path, dict(self.headers.items()), status, port)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -376,7 +383,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if send_body and status != 304:
-            self.wfile.write(body)
+            interval = site._drip_interval(path)
+            if not interval:
+                self.wfile.write(body)
+                return
+            for i in range(len(body)):  # a slow-drip server: one byte at a time
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                if site._closing.wait(interval):
+                    return
 
 
 class HTTPServer:
@@ -386,12 +401,15 @@ class HTTPServer:
     conditional GETs answer 304, and every request is logged in ``requests``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_alive: bool = False) -> None:
+        #: answer as HTTP/1.1, keeping connections open between requests
+        self.keep_alive = keep_alive
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._resources: dict[str, _Resource] = {}
         self._overrides: dict[str, _Override] = {}
         self._delays: dict[str, float] = {}
+        self._drips: dict[str, float] = {}
         self._closing = threading.Event()
         self._httpd = _HTTPD(self)
         self.host = HOST
@@ -457,6 +475,14 @@ class HTTPServer:
             else:
                 self._delays.pop(path, None)
 
+    def drip(self, path: str, interval: float) -> None:
+        """Send ``path``'s body one byte every ``interval`` seconds (0: all at once)."""
+        with self._lock:
+            if interval > 0:
+                self._drips[path] = interval
+            else:
+                self._drips.pop(path, None)
+
     def requests_for(self, path: str) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if urlsplit(r.path).path == path]
@@ -473,6 +499,10 @@ class HTTPServer:
         with self._lock:
             seconds = self._delays.get(path, 0.0)
         return self._closing.wait(seconds) if seconds else False
+
+    def _drip_interval(self, path: str) -> float:
+        with self._lock:
+            return self._drips.get(path, 0.0)
 
     def _respond(self, path: str, headers: Message) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
@@ -498,8 +528,11 @@ class HTTPServer:
         headers_out = {"Content-Type": resource.content_type, **resource.extra_headers}
         return 200, {**headers_out, **validators}, resource.body
 
-    def _record(self, method: str, path: str, headers: dict[str, str], status: int) -> None:
-        entry = RecordedRequest(method, path, {k.lower(): v for k, v in headers.items()}, status)
+    def _record(
+        self, method: str, path: str, headers: dict[str, str], status: int, port: int
+    ) -> None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        entry = RecordedRequest(method, path, lowered, status, port)
         with self._lock:
             self.requests.append(entry)
 
@@ -507,5 +540,13 @@ class HTTPServer:
 @pytest.fixture
 def http_server() -> Iterator[HTTPServer]:
     server = HTTPServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def http11_server() -> Iterator[HTTPServer]:
+    """The same server answering HTTP/1.1 with keep-alive."""
+    server = HTTPServer(keep_alive=True)
     yield server
     server.close()

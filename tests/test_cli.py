@@ -426,3 +426,45 @@ def test_archive_renders_the_markdown_pages_to_static_html(
     assert "\\-" not in page and "\\(" not in page, "Markdown escapes leaked into the HTML"
     assert 'href="../index.html"' in page
     assert "Nothing new today." in (out / "vision" / "2026-11-24.html").read_text()
+
+
+def test_feeds_shows_each_feeds_health_and_suggests_moving_the_config(
+    tmp_path: Path, http_server: HTTPServer, run_digest: RunDigest
+) -> None:
+    feed = (DATA / "feeds" / "rss2.xml").read_bytes()
+    http_server.set("/ok.rss", feed)
+    http_server.set("/new.rss", feed)
+    http_server.set_status("/old.rss", 308, {"Location": "/new.rss"})
+    http_server.set_status("/gone.rss", 410)
+    http_server.set_status("/down.rss", 503)
+    feeds = {"ok": "/ok.rss", "moved": "/old.rss", "gone": "/gone.rss", "down": "/down.rss"}
+    listed = "".join(
+        f'[[feeds]]\nname = "{n}"\nurl = "{http_server.url(p)}"\n' for n, p in feeds.items()
+    )
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[digest]\nstate = "state.sqlite"\n{listed}')
+    collected = run_digest("collect", "--config", str(config), "--now", DAY1)
+    assert collected.returncode == 0, collected.stderr
+    assert "feed 'gone' is gone (HTTP 410 Gone)" in collected.stderr
+    assert "feed 'down' failed: HTTP 503 Service Unavailable; next try 2026-11-20 07:00Z" in (
+        collected.stderr
+    )
+    assert f"feed 'moved' moved permanently to {http_server.url('/new.rss')}" in collected.stderr
+    config.write_text(config.read_text() + '[[feeds]]\nname = "added"\nurl = "added.rss"\n')
+
+    result = run_digest("feeds", "--config", str(config), "--now", "2026-11-20T06:30:00Z")
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.split("\n\n")[0].splitlines()
+    assert header.split() == ["feed", "last", "success", "status", "entries", "next", "fetch",
+                              "notes", "last", "error"]  # fmt: skip
+    table = {row.split()[0]: row for row in rows}
+    assert list(table) == ["ok", "moved", "gone", "down", "added"]
+    assert re.match(r"ok +2026-11-20 06:00Z +200 +[1-9]\d* +now *$", table["ok"])
+    assert re.search(rf"now +moved to {re.escape(http_server.url('/new.rss'))}$", table["moved"])
+    assert re.search(r"410 .* never +gone since 2026-11-20 +HTTP 410 Gone$", table["gone"])
+    assert re.search(
+        r"down +never +503 +0 +2026-11-20 07:00Z +backing off \(1 failure in a row\) +HTTP 503",
+        table["down"],
+    )
+    assert re.match(r"added +never +- +- +now +not fetched yet$", table["added"])
+    assert f'please set url = "{http_server.url("/new.rss")}" in {config}' in result.stdout

@@ -158,6 +158,17 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
     assert s.output == tmp_path.resolve() / "out"
     assert config.smtp is None
     assert (config.profiles, config.subscribers, config.markdown) == ({}, (), ())
+    assert (config.fetch.concurrency, config.fetch.per_host, config.fetch.timeout) == (16, 4, 30)
+
+
+def test_fetch_table_and_date_feed_urls_are_read(tmp_path: Path) -> None:
+    text = (
+        "[fetch]\nconcurrency = 32\nper_host = 2\ntimeout = 12.5\n"
+        '[[feeds]]\nname = "daily"\nurl = "https://hf.example/api/daily_papers?date={date}"\n'
+    )
+    config = load_config(write(tmp_path, text))
+    assert (config.fetch.concurrency, config.fetch.per_host, config.fetch.timeout) == (32, 2, 12.5)
+    assert config.feeds[0].source == "https://hf.example/api/daily_papers?date={date}"
 
 
 @pytest.mark.parametrize(
@@ -239,6 +250,14 @@ INVALID = {
         SMTP + 'security = "none"\n' + FEED,
         "smtp.security",
         "smtp.example.org",
+    ),
+    "unknown key in [fetch]": ("[fetch]\nworkers = 4\n" + FEED, "fetch.workers", "per_host"),
+    "per_host zero": ("[fetch]\nper_host = 0\n" + FEED, "fetch.per_host", "between 1 and 64"),
+    "fetch timeout negative": ("[fetch]\ntimeout = -1\n" + FEED, "fetch.timeout", "more than 0"),
+    "feed url with another placeholder": (
+        '[[feeds]]\nname = "daily"\nurl = "https://x.example/{day}.json"\n',
+        "feeds[0].url",
+        "{date} is the only placeholder",
     ),
     "markdown path without date": (
         FEED + PROFILE + '[[markdown]]\nprofile = "rl"\npath = "wiki/today.md"\n',
