@@ -31,7 +31,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any, cast
 from urllib.parse import urljoin
 
-import feedparser
 import nh3
 from lxml import etree
 
@@ -509,7 +508,12 @@ def _entry(
 
 
 def parse_with_feedparser(name: str, body: bytes, kind: FeedType | None = None) -> ParsedFeed:
-    """The reference parser, for any XML feed: lenient, slower, reports what it recovered."""
+    """The reference parser, for any XML feed: lenient, slower, reports what it recovered.
+
+    Imported here: most runs need only the fast path, and a run where nothing changed
+    parses nothing, so feedparser's import is not paid at every start."""
+    import feedparser
+
     try:
         parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
     except Exception as e:  # e.g. UnicodeDecodeError on a byte in <?xml encoding
