@@ -463,7 +463,6 @@ class KeywordRanker:
         self._analyses: dict[Entry, _Analysis] = {}
         self._rows: dict[Entry, _Row] = {}
         self._hits: dict[Entry, dict[int, list[tuple[int, int]]]] = {}
-        self._indexes: dict[Entry, _HitIndex] = {}
         self._rarity: list[float] = []
         self._averages: list[float | None] = []
         self._collection = collection if isinstance(collection, Collection) else NO_STATISTICS
@@ -494,21 +493,21 @@ class KeywordRanker:
         rows = self._rows_for(entries)
         order = _tiebreak(rows)
         result: list[list[Pick]] = []
+        found = _Found.of(rows, self._vocabulary.size, self._factors()[1]) if explained else None
+        seen: dict[tuple[int, str, int, float, float], Match] = {}
+        buffer = np.empty(len(rows) * min(len(compiled), _PROFILE_BLOCK))
         for start in range(0, len(compiled), _PROFILE_BLOCK):
             block = compiled[start : start + _PROFILE_BLOCK]
-            scores = self._scores(rows, block)
-            for j, picks in enumerate(_select_block(rows, block, scores, order)):
-                prof = block[j]
+            scores = self._scores(rows, block, selecting=True, buffer=buffer)
+            chosen = _select_block(rows, block, scores, order)
+            if found is not None:
+                result += self._explain_block(rows, block, chosen, scores.total, found, seen)
+                continue
+            for j, picks in enumerate(chosen):
                 total = scores.total[:, j]
-                if explained:
-                    result.append([self._pick(rows[i], prof, float(total[i])) for i in picks])
-                else:
-                    result.append(
-                        [
-                            Pick(rows[i].entry, float(total[i]), (), rows[i].feed_weight)
-                            for i in picks
-                        ]
-                    )
+                result.append(
+                    [Pick(rows[i].entry, float(total[i]), (), rows[i].feed_weight) for i in picks]
+                )
         return result
 
     def score_matrix(self, entries: Sequence[Entry], profiles: Sequence[Profile]) -> _Floats:
@@ -619,7 +618,6 @@ class KeywordRanker:
             self._analyses.clear()
             self._rows.clear()
             self._hits.clear()
-            self._indexes.clear()
             self._rarity = []
             if self._collection_entries is not None:
                 self._collection = self.statistics(self._collection_entries)
@@ -663,12 +661,6 @@ class KeywordRanker:
             hits = self._hits[row.entry] = row.analysis.hits()
         return hits
 
-    def _hit_index(self, row: _Row) -> _HitIndex:
-        index = self._indexes.get(row.entry)
-        if index is None:
-            index = self._indexes[row.entry] = _HitIndex.of(row.analysis)
-        return index
-
     def _rarities(self) -> _Floats:
         """Each term id's rarity under the collection's statistics."""
         return np.asarray(self._factors()[0])
@@ -699,8 +691,20 @@ class KeywordRanker:
         base[hits.field == _FOLLOW] = 1.0
         return base
 
-    def _scores(self, rows: Sequence[_Row], profiles: Sequence[_Profile]) -> _Scores:
-        """Every profile's scores of every row, from the rows' hits in a few array operations."""
+    def _scores(
+        self,
+        rows: Sequence[_Row],
+        profiles: Sequence[_Profile],
+        *,
+        selecting: bool = False,
+        buffer: _Floats | None = None,
+    ) -> _Scores:
+        """Every profile's scores of every row, from the rows' hits in a few array operations.
+
+        `selecting`: also set the score of every row a profile cannot pick to -1 and take
+        the maxima of each run of rows (for _select_block), while each part is in cache.
+        `buffer`: at least rows × profiles floats to hold the scores, reused from block to
+        block because fresh memory costs a page fault per 4 KiB on first touch."""
         n, m = len(rows), len(profiles)
         size = self._vocabulary.size
         weighted = _Owners(
@@ -719,7 +723,7 @@ class KeywordRanker:
         for j, p in enumerate(profiles):
             reads[: len(FIELDS), j] = p.reads
         reading = (reads > 0).astype(np.float64)
-        total = np.empty((n, m))
+        total = np.empty((n, m)) if buffer is None else buffer[: n * m].reshape(n, m)
         # without exclude or require terms in the block, these are views of one row
         excluded = np.zeros((n, m) if excluding else (1, m), dtype=bool)
         required = np.zeros((n, m) if requiring else (1, m), dtype=bool)
@@ -727,7 +731,10 @@ class KeywordRanker:
         popularity = np.asarray([p.profile.popularity for p in profiles])
         freshness = np.asarray([p.profile.freshness for p in profiles])
         boosted = bool(popularity.any() or freshness.any())
-        step = max(1, _CELLS // max(m, 1))
+        threshold = np.maximum([p.profile.min_score for p in profiles], np.nextafter(0.0, 1.0))
+        requires = np.asarray([bool(p.require) for p in profiles])
+        maxima = np.empty((-(-n // _RUN), m)) if selecting else None
+        step = max(1, _CELLS // max(m, 1) // _RUN) * _RUN
         for start in range(0, n, step):  # each step on a block that stays in cache
             part = rows[start : start + step]
             stop = start + len(part)
@@ -744,55 +751,176 @@ class KeywordRanker:
                 excluded[start:stop] = excluding.spread(hits, reading, m) > 0
             if requiring:
                 required[start:stop] = requiring.spread(hits, reading, m) > 0
-        requires = np.asarray([bool(p.require) for p in profiles])
+            if maxima is not None:
+                # eligible: matched something (> 0), at least min_score, not excluded, not
+                # lacking a required term; picks keep their scores, the rest become -1
+                out = cells < threshold[None, :]
+                if excluding:
+                    out |= excluded[start:stop]
+                if requiring:
+                    out |= ~(required[start:stop] | ~requires[None, :])
+                np.copyto(total[start:stop], -1.0, where=out)
+                whole = (stop - start) // _RUN * _RUN
+                first = start // _RUN
+                runs = total[start : start + whole].reshape(-1, _RUN, m).max(axis=1)
+                maxima[first : first + len(runs)] = runs
+                if whole < stop - start:
+                    maxima[-1] = total[start + whole : stop].max(axis=0)
         return _Scores(
             total,
             np.broadcast_to(excluded, (n, m)),
             np.broadcast_to(required | ~requires[None, :], (n, m)),
             bool(excluding),
             bool(requiring),
+            maxima,
         )
 
     def _pick(self, row: _Row, compiled: _Profile, total: float | None) -> Pick:
         """Every contribution of the entry for the profile; `total`: the score already
-        computed for it (None: their sum)."""
-        index = self._hit_index(row)
+        computed for it (None: their sum). Many picks at once: _explain_block."""
+        hits = self._hit_map(row)
         weight = row.feed_weight
         reads = compiled.reads
         matches: list[Match] = []
-        first = index.first
-        found = first.keys() & compiled.scoring
-        if found:
-            rarities, averages = self._factors()
-            lengths = row.analysis.lengths
-            terms, fields, counts = index.terms, index.fields, index.counts
-            for term, tid, w in compiled.keywords:
-                if tid not in found:
+        rarities, averages = self._factors()
+        lengths = row.analysis.lengths
+        for term, tid, w in compiled.keywords:
+            found = hits.get(tid)
+            if found is None:
+                continue
+            rare = rarities[tid]
+            for field, count in found:
+                read = reads[field]
+                if field == _FOLLOW or read <= 0:
                     continue
-                rare = rarities[tid]
-                i = first[tid]
-                while i < len(terms) and terms[i] == tid:
-                    field, count = fields[i], counts[i]
-                    i += 1
-                    if field == _FOLLOW or reads[field] <= 0:
-                        continue
-                    sat = saturation(count, lengths[field], averages[field])
-                    points = w * reads[field] * rare * sat * weight
-                    matches.append(Match(term, FIELDS[field], points, count, rare, sat))
-            for followed, tid, w, where in compiled.follows:
-                if tid in found:
-                    matches.append(Match(followed, where, w * weight, follow=True))
-        boosts: list[Boost] = []
-        profile = compiled.profile
-        if matches:
-            if profile.popularity and row.popularity:
-                value = float(row.entry.upvotes or 0)
-                boosts.append(Boost("upvotes", profile.popularity * row.popularity, value))
-            if profile.freshness and row.freshness:
-                boosts.append(Boost("freshness", profile.freshness * row.freshness, row.age_hours))
+                sat = saturation(count, lengths[field], averages[field])
+                points = w * read * rare * sat * weight
+                matches.append(Match(term, FIELDS[field], points, count, rare, sat))
+        for followed, tid, w, where in compiled.follows:
+            if tid in hits:
+                matches.append(Match(followed, where, w * weight, follow=True))
+        boosts = self._boosts(row, compiled.profile) if matches else []
         if total is None:
             total = round(sum(m.points for m in matches) + sum(b.points for b in boosts), 6)
         return Pick(row.entry, total, tuple(matches), weight, tuple(boosts))
+
+    def _explain_block(
+        self,
+        rows: Sequence[_Row],
+        block: Sequence[_Profile],
+        chosen: Sequence[Sequence[int]],
+        total: _Floats,
+        found: _Found,
+        seen: dict[tuple[int, str, int, float, float], Match],
+    ) -> list[list[Pick]]:
+        """The picks of a block of profiles with their contributions, as _pick makes them,
+        with the arithmetic done in arrays for every (pick, keyword) pair at once.
+
+        `seen`: the Match records already made, by (row, keyword, field, weight, field
+        weight): many profiles pick the same entry for the same term and weight."""
+        m = len(block)
+        pick_row = np.asarray([i for picks in chosen for i in picks], dtype=np.int64)
+        pick_of = np.repeat(np.arange(m), [len(picks) for picks in chosen])
+        # keywords of the block's profiles, concatenated: tid, weight, the profile's own
+        terms = [p.keywords for p in block]
+        sizes = np.asarray([len(t) for t in terms], dtype=np.int64)
+        starts = np.cumsum(sizes) - sizes
+        kw_tid = np.asarray([tid for t in terms for _, tid, _ in t] + [0], dtype=np.int64)
+        kw_weight = np.asarray([w for t in terms for _, _, w in t] + [0.0])
+        reads = np.zeros((len(FIELDS) + 1, m))  # the followed-name field is read as 0 here
+        for j, p in enumerate(block):
+            reads[: len(FIELDS), j] = p.reads
+        # one element per (pick, keyword of its profile), in keyword order
+        per = sizes[pick_of]
+        pair_pick = np.repeat(np.arange(len(pick_row)), per)
+        pair_kw = (
+            starts[pick_of][pair_pick]
+            + np.arange(len(pair_pick))
+            - np.repeat(np.cumsum(per) - per, per)
+        )
+        key = pick_row[pair_pick] * found.size + kw_tid[pair_kw]
+        place = np.minimum(np.searchsorted(found.keys, key), len(found.keys) - 1)
+        lo = found.start[place]
+        n = np.where(found.keys[place] == key, found.start[place + 1] - lo, 0)
+        # one element per hit of a keyword in a pick's row, by keyword, then field
+        hit_pair = np.repeat(np.arange(len(key)), n)
+        hit = found.order[lo[hit_pair] + np.arange(len(hit_pair)) - np.repeat(np.cumsum(n) - n, n)]
+        field = found.field[hit]
+        read = reads[field, pick_of[pair_pick[hit_pair]]]
+        kept = read > 0
+        hit_pair, hit, field, read = hit_pair[kept], hit[kept], field[kept], read[kept]
+        kw = pair_kw[hit_pair]
+        weight = kw_weight[kw]
+        rarities = self._rarities()
+        rare = rarities[found.term[hit]]
+        sat = found.saturation[hit]
+        row_of = pick_row[pair_pick[hit_pair]]
+        feed = np.asarray([r.feed_weight for r in rows])[row_of]
+        points = weight * read * rare * sat * feed  # in _pick's order: the same floats
+        owner = pair_pick[hit_pair]
+        bounds = np.searchsorted(owner, np.arange(len(pick_row) + 1)).tolist()
+        names = [term for t in terms for term, _, _ in t]
+        made: list[Match] = []
+        for r, k, f, c, w, rd, ra, sa, pt in zip(
+            row_of.tolist(),
+            kw.tolist(),
+            field.tolist(),
+            found.count[hit].tolist(),
+            weight.tolist(),
+            read.tolist(),
+            rare.tolist(),
+            sat.tolist(),
+            points.tolist(),
+            strict=True,
+        ):
+            mkey = (r, names[k], f, w, rd)
+            match = seen.get(mkey)
+            if match is None:
+                match = seen[mkey] = Match(names[k], FIELDS[f], pt, c, ra, sa)
+            made.append(match)
+        result: list[list[Pick]] = []
+        at = 0
+        for j, picks in enumerate(chosen):
+            compiled = block[j]
+            profile = compiled.profile
+            boosted = profile.popularity or profile.freshness
+            out: list[Pick] = []
+            for i in picks:
+                row = rows[i]
+                matches = made[bounds[at] : bounds[at + 1]]
+                at += 1
+                if compiled.follows:
+                    hits = self._hit_map(row)
+                    matches += [
+                        Match(name, where, w * row.feed_weight, follow=True)
+                        for name, tid, w, where in compiled.follows
+                        if tid in hits
+                    ]
+                boosts: list[Boost] = []
+                if boosted and matches:
+                    boosts = self._boosts(row, profile)
+                out.append(
+                    Pick(
+                        row.entry,
+                        float(total[i, j]),
+                        tuple(matches),
+                        row.feed_weight,
+                        tuple(boosts),
+                    )
+                )
+            result.append(out)
+        return result
+
+    @staticmethod
+    def _boosts(row: _Row, profile: Profile) -> list[Boost]:
+        """The popularity and freshness points of an entry that matched something."""
+        boosts: list[Boost] = []
+        if profile.popularity and row.popularity:
+            value = float(row.entry.upvotes or 0)
+            boosts.append(Boost("upvotes", profile.popularity * row.popularity, value))
+        if profile.freshness and row.freshness:
+            boosts.append(Boost("freshness", profile.freshness * row.freshness, row.age_hours))
+        return boosts
 
     def _reason(self, row: _Row, compiled: _Profile, pick: Pick, scores: _Column, i: int) -> str:
         profile = compiled.profile
@@ -808,20 +936,47 @@ class KeywordRanker:
 
 
 @dataclass(frozen=True, slots=True)
-class _HitIndex:
-    """An entry's hits as lists, and where each term's start: quick to look terms up in."""
+class _Found:
+    """Every hit of a list of rows, searchable by (row, term id): for explaining picks."""
 
-    first: dict[int, int]
-    terms: list[int]
-    fields: list[int]
-    counts: list[int]
+    #: the vocabulary's size: a hit's key is row × size + term id
+    size: int
+    #: the distinct keys, sorted, and where each one's hits start in `order` (one more
+    #: element: the end); `order` lists the hits by key, then field
+    keys: _Ints
+    start: _Ints
+    order: _Ints
+    term: _Ints
+    field: _Ints
+    count: _Ints
+    #: what the hit's count is worth in its field (saturation and length normalisation)
+    saturation: _Floats
 
     @classmethod
-    def of(cls, analysis: _Analysis) -> _HitIndex:
-        terms = analysis.terms.tolist()
-        # reversed, so that the first position of each term is the one kept
-        first = dict(zip(reversed(terms), range(len(terms) - 1, -1, -1), strict=True))
-        return cls(first, terms, analysis.fields.tolist(), analysis.counts.tolist())
+    def of(cls, rows: Sequence[_Row], size: int, averages: Sequence[float | None]) -> _Found:
+        hits = _Hits.of(rows)
+        keys = hits.row * size + hits.term
+        # a row's hits go by term id, except followed names, which come last
+        order = np.argsort(keys, kind="stable")
+        average = np.asarray([a or 0.0 for a in averages] + [0.0])[hits.field]
+        norm = np.ones(len(hits.field))
+        some = average > 0
+        norm[some] = 1.0 - B + B * hits.length[some] / average[some]
+        count = hits.count.astype(np.float64)
+        ordered = keys[order]
+        first = np.flatnonzero(np.diff(ordered, prepend=-1))
+        if not len(first):  # no hits: one key that matches nothing
+            ordered, first = np.asarray([-1], dtype=np.int64), np.asarray([0], dtype=np.int64)
+        return cls(
+            size,
+            ordered[first],
+            np.append(first, len(hits.term)),
+            order,
+            hits.term,
+            hits.field,
+            hits.count,
+            count * (K1 + 1.0) / (count + K1 * norm),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -844,6 +999,9 @@ class _Scores:
     #: whether any profile of the block excludes, or requires, anything
     excluding: bool = True
     requiring: bool = True
+    #: when made for selecting: the best score in each run of _RUN rows (runs × profiles),
+    #: and `total` is -1 wherever a profile cannot pick the row
+    maxima: _Floats | None = None
 
     def column(self, j: int) -> _Column:
         return _Column(self.total[:, j], self.excluded[:, j], self.required[:, j])
@@ -917,20 +1075,10 @@ def _select_block(
     n, m = scores.total.shape
     if n == 0:
         return [[] for _ in profiles]
-    # eligible: matched something (> 0), at least min_score, not excluded, not lacking
-    threshold = np.maximum([p.profile.min_score for p in profiles], np.nextafter(0.0, 1.0))
-    out = scores.total < threshold[None, :]
-    if scores.excluding:
-        out |= scores.excluded
-    if scores.requiring:
-        out |= ~scores.required
-    masked = scores.total  # picks keep their scores; the rest are no longer needed
-    np.copyto(masked, -1.0, where=out)
-    full, tail = divmod(n, _RUN)
-    runs = full + (tail > 0)
-    maxima = masked[: full * _RUN].reshape(full, _RUN, m).max(axis=1)
-    if tail:
-        maxima = np.vstack([maxima, masked[full * _RUN :].max(axis=0)])
+    masked = scores.total
+    maxima = scores.maxima
+    assert maxima is not None, "scores made with selecting=True"
+    runs = len(maxima)
     limits = np.asarray([min(p.profile.max_entries, n) for p in profiles])
     k = int(limits.max())
     best = min(k, runs)
@@ -961,9 +1109,12 @@ def _select_block(
         if prof.profile.max_per_feed is not None:
             picks.append(_select(rows, prof.profile, scores.column(j), order)[0])
         elif ties[j]:
-            column = masked[:, j]
-            tied = np.flatnonzero(column >= last[j])
-            tied = tied[np.lexsort((order[tied], -column[tied]))]
+            # only runs whose best reaches the last wanted score hold such rows
+            reach = np.flatnonzero(maxima[j] >= last[j])
+            tied = (reach[:, None] * _RUN + np.arange(_RUN)[None, :]).ravel()
+            tied = tied[tied < n]
+            tied = tied[masked[tied, j] >= last[j]]
+            tied = tied[np.lexsort((order[tied], -masked[tied, j]))]
             picks.append(tied[:limit].tolist())
         else:
             picks.append(top_rows[j, :limit][top_values[j, :limit] > 0].tolist())
