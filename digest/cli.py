@@ -240,7 +240,10 @@ def explain(
         f"{len(ranking.picks)} picked, {len(ranking.left_out)} left out; term rarity from "
         f"{found.collection.documents} entries in the state file"
     )
-    blocks = [(p, f"{i}. picked") for i, p in enumerate(ranking.picks, 1)]
+    blocks = [
+        (p, f"{i}. picked" + (f", in section {p.section!r}" if p.section else ""))
+        for i, p in enumerate(ranking.picks, 1)
+    ]
     blocks += [(x.pick, f"left out: {x.reason}") for x in ranking.left_out]
     blocks += list(found.elsewhere)
     unmatched = 0

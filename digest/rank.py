@@ -28,7 +28,7 @@ import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Protocol, cast
@@ -37,7 +37,18 @@ import ahocorasick
 import numpy as np
 import numpy.typing as npt
 
-from .models import FIELDS, Boost, Entry, Field, LeftOut, Match, Pick, Profile, Ranking
+from .models import (
+    FIELDS,
+    OTHER_SECTION,
+    Boost,
+    Entry,
+    Field,
+    LeftOut,
+    Match,
+    Pick,
+    Profile,
+    Ranking,
+)
 
 #: BM25's saturation and length-normalisation parameters, at their usual values
 K1 = 1.2
@@ -194,6 +205,55 @@ def why(pick: Pick, terms: int = 4) -> str:
     if pick.feed_weight != 1.0:
         line += f"; feed weight ×{pick.feed_weight:g}"
     return line
+
+
+def sectioned(picks: Sequence[Pick], profile: Profile) -> list[Pick]:
+    """The picks with their headings (Pick.section), grouped: the section of the best pick
+    first, then the next best pick's, and so on; by score within a section. The same picks
+    as without sections, so max_entries stays the total."""
+    if not profile.sections:
+        return list(picks)
+    if profile.sections == "feed":
+        named = [
+            replace(p, section=p.entry.feeds[0] if p.entry.feeds else OTHER_SECTION) for p in picks
+        ]
+    else:
+        named = [replace(p, section=_tag(p, profile)) for p in picks]
+    first: dict[str, int] = {}
+    for i, pick in enumerate(named):
+        first.setdefault(pick.section, i)
+    return sorted(named, key=lambda p: first[p.section])  # stable: score order within
+
+
+def _tag(pick: Pick, profile: Profile) -> str:
+    """The tag whose terms gave the pick the most points; the first listed on a tie."""
+    tags = _tags_of(profile)
+    points = [0.0] * len(profile.tags)
+    for match in pick.matches:
+        key = follow_key(match.field, match.term) if match.follow else compile_term(match.term)[0]
+        for t in tags.get(key, ()):
+            points[t] += match.points
+    # rounded as scores are, so that sums made in another order still tie
+    rounded = [round(p, 6) for p in points]
+    best = max(range(len(rounded)), key=lambda t: (rounded[t], -t), default=None)
+    if best is None or rounded[best] <= 0:
+        return OTHER_SECTION
+    return profile.tags[best][0]
+
+
+@lru_cache(maxsize=1024)
+def _tags_of(profile: Profile) -> dict[str, tuple[int, ...]]:
+    """A term's identity (compile_term, or follow_key for followed names) → its tags."""
+    followed = {" ".join(n.casefold().split()) for n, _ in profile.authors + profile.organisations}
+    found: dict[str, list[int]] = {}
+    for t, (_, terms) in enumerate(profile.tags):
+        for term in terms:
+            keys = [compile_term(term)[0]]
+            if " ".join(term.casefold().split()) in followed:
+                keys += [follow_key("authors", term), follow_key("organisation", term)]
+            for key in keys:
+                found.setdefault(key, []).append(t)
+    return {key: tuple(dict.fromkeys(ts)) for key, ts in found.items()}
 
 
 _BOOST_WORDS = {"upvotes": "upvotes", "freshness": "new"}
@@ -488,7 +548,8 @@ class KeywordRanker:
         """Each profile's picks over the same entries, all scored in one pass.
 
         `explained=False`: the picks carry their score but no matches or boosts, for a caller
-        that shows no reasons (building them is most of the cost for many profiles)."""
+        that shows no reasons (building them is most of the cost for many profiles); those
+        of profiles with sections = "tag" are explained to find their tag, then stripped."""
         compiled = [self._compiled(p) for p in profiles]
         rows = self._rows_for(entries)
         order = _tiebreak(rows)
@@ -501,13 +562,25 @@ class KeywordRanker:
             scores = self._scores(rows, block, selecting=True, buffer=buffer)
             chosen = _select_block(rows, block, scores, order)
             if found is not None:
-                result += self._explain_block(rows, block, chosen, scores.total, found, seen)
+                explained_block = self._explain_block(
+                    rows, block, chosen, scores.total, found, seen
+                )
+                result += [
+                    sectioned(p, c.profile) for p, c in zip(explained_block, block, strict=True)
+                ]
                 continue
             for j, picks in enumerate(chosen):
                 total = scores.total[:, j]
-                result.append(
-                    [Pick(rows[i].entry, float(total[i]), (), rows[i].feed_weight) for i in picks]
-                )
+                profile = block[j].profile
+                if profile.sections == "tag":
+                    tagged = [self._pick(rows[i], block[j], float(total[i])) for i in picks]
+                    bare = [replace(p, matches=(), boosts=()) for p in sectioned(tagged, profile)]
+                    result.append(bare)
+                    continue
+                plain = [
+                    Pick(rows[i].entry, float(total[i]), (), rows[i].feed_weight) for i in picks
+                ]
+                result.append(sectioned(plain, profile))
         return result
 
     def score_matrix(self, entries: Sequence[Entry], profiles: Sequence[Profile]) -> _Floats:
@@ -533,8 +606,9 @@ class KeywordRanker:
             reason = cut.get(i) or self._reason(row, compiled, pick, column, i)
             left.append((-pick.score, int(order[i]), LeftOut(pick, reason)))
         left.sort(key=lambda item: item[:2])
+        chosen_picks = [self._pick(rows[i], compiled, float(column.total[i])) for i in picks]
         return Ranking(
-            picks=tuple(self._pick(rows[i], compiled, float(column.total[i])) for i in picks),
+            picks=tuple(sectioned(chosen_picks, profile)),
             left_out=tuple(item[2] for item in left),
         )
 

@@ -339,6 +339,23 @@ def test_an_old_profile_gets_the_defaults_of_the_new_keys(tmp_path: Path) -> Non
     assert prof.require == () and prof.authors == () and prof.organisations == ()
     assert dict(prof.fields)["title"] == 2 and dict(prof.fields)["summary"] == 1
     assert (prof.popularity, prof.freshness, prof.max_per_feed) == (0.0, 0.0, None)
+    assert (prof.sections, prof.tags) == ("", ())
+
+
+def test_sections_per_feed_and_per_tag(tmp_path: Path) -> None:
+    text = FEED + (
+        '[profiles.rl]\nkeywords = { RL = 1, RLHF = 2, "reward model" = 1, agent = 1 }\n'
+        'organisations = ["NVIDIA"]\nsections = "tag"\n'
+        '[profiles.rl.tags]\nalignment = ["RLHF", " reward model"]\nlabs = ["NVIDIA", "RL"]\n'
+        '[profiles.feeds]\nkeywords = { RL = 1 }\nsections = "feed"\n'
+    )
+    profiles = load_config(write(tmp_path, text)).profiles
+    assert profiles["rl"].sections == "tag"
+    assert profiles["rl"].tags == (
+        ("alignment", ("RLHF", "reward model")),
+        ("labs", ("NVIDIA", "RL")),
+    )
+    assert (profiles["feeds"].sections, profiles["feeds"].tags) == ("feed", ())
 
 
 PROFILE_ERRORS = {
@@ -365,6 +382,28 @@ PROFILE_ERRORS = {
     "require empty": ('keywords = { RL = 1 }\nrequire = [" "]', "require[0]", "non-empty"),
     "max_per_feed zero": ("keywords = { RL = 1 }\nmax_per_feed = 0", "max_per_feed", "at least 1"),
     "negative popularity": ("keywords = { RL = 1 }\npopularity = -1", "popularity", "negative"),
+    "unknown sections": (
+        'keywords = { RL = 1 }\nsections = "topic"',
+        "sections",
+        'must be "feed" or "tag", not \'topic\'',
+    ),
+    "sections not a string": ("keywords = { RL = 1 }\nsections = true", "sections", "a string"),
+    "tag sections without tags": ('keywords = { RL = 1 }\nsections = "tag"', "tags", "missing"),
+    "tags without tag sections": (
+        'keywords = { RL = 1 }\nsections = "feed"\ntags = { rl = ["RL"] }',
+        "tags",
+        'only used with sections = "tag"',
+    ),
+    "tag term not a keyword": (
+        'keywords = { RL = 1 }\nsections = "tag"\ntags = { rl = ["RL", "DPO"] }',
+        "tags.rl[1]",
+        "'DPO' is not one of the profile's keywords",
+    ),
+    "tag not a list": (
+        'keywords = { RL = 1 }\nsections = "tag"\ntags = { rl = "RL" }',
+        "tags.rl",
+        "non-empty list",
+    ),
 }
 
 
