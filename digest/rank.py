@@ -24,6 +24,7 @@ How a score is made (the README's "Reading a digest's why line" says the same fo
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -518,6 +519,8 @@ class KeywordRanker:
     ) -> None:
         self._vocabulary = _Vocabulary()
         self._profiles: dict[Profile, _Profile] = {}
+        #: the same, by id(profile): hashing a profile walks all its terms
+        self._by_id: dict[int, _Profile] = {}
         self._feed_weights = dict(feed_weights or {})
         self._now = now
         self._analyses: dict[Entry, _Analysis] = {}
@@ -555,7 +558,7 @@ class KeywordRanker:
         order = _tiebreak(rows)
         result: list[list[Pick]] = []
         found = _Found.of(rows, self._vocabulary.size, self._factors()[1]) if explained else None
-        seen: dict[tuple[int, str, int, float, float], Match] = {}
+        seen = _Made()
         buffer = np.empty(len(rows) * min(len(compiled), _PROFILE_BLOCK))
         for start in range(0, len(compiled), _PROFILE_BLOCK):
             block = compiled[start : start + _PROFILE_BLOCK]
@@ -661,8 +664,12 @@ class KeywordRanker:
     # the parts
 
     def _compiled(self, profile: Profile) -> _Profile:
+        compiled = self._by_id.get(id(profile))
+        if compiled is not None and compiled.profile is profile:
+            return compiled
         compiled = self._profiles.get(profile)
         if compiled is not None:
+            self._by_id[id(profile)] = compiled
             return compiled
         vocabulary = self._vocabulary
         before = vocabulary.size
@@ -687,7 +694,7 @@ class KeywordRanker:
             reads=tuple(reads.get(f, 0.0) for f in FIELDS),
             scoring=frozenset(keywords) | {tid for _, tid, _, _ in follows},
         )
-        self._profiles[profile] = compiled
+        self._profiles[profile] = self._by_id[id(profile)] = compiled
         if vocabulary.size != before:  # new terms: what was read before is incomplete
             self._analyses.clear()
             self._rows.clear()
@@ -888,13 +895,12 @@ class KeywordRanker:
         chosen: Sequence[Sequence[int]],
         total: _Floats,
         found: _Found,
-        seen: dict[tuple[int, str, int, float, float], Match],
+        seen: _Made,
     ) -> list[list[Pick]]:
         """The picks of a block of profiles with their contributions, as _pick makes them,
         with the arithmetic done in arrays for every (pick, keyword) pair at once.
 
-        `seen`: the Match records already made, by (row, keyword, field, weight, field
-        weight): many profiles pick the same entry for the same term and weight."""
+        `seen`: the Match records made for earlier blocks."""
         m = len(block)
         pick_row = np.asarray([i for picks in chosen for i in picks], dtype=np.int64)
         pick_of = np.repeat(np.arange(m), [len(picks) for picks in chosen])
@@ -916,7 +922,11 @@ class KeywordRanker:
             - np.repeat(np.cumsum(per) - per, per)
         )
         key = pick_row[pair_pick] * found.size + kw_tid[pair_kw]
-        place = np.minimum(np.searchsorted(found.keys, key), len(found.keys) - 1)
+        # searched in order, each search starts where the last ended: far fewer cache misses
+        by_key = np.argsort(key)
+        place = np.empty_like(key)
+        place[by_key] = np.searchsorted(found.keys, key[by_key])
+        np.minimum(place, len(found.keys) - 1, out=place)
         lo = found.start[place]
         n = np.where(found.keys[place] == key, found.start[place + 1] - lo, 0)
         # one element per hit of a keyword in a pick's row, by keyword, then field
@@ -937,24 +947,30 @@ class KeywordRanker:
         owner = pair_pick[hit_pair]
         bounds = np.searchsorted(owner, np.arange(len(pick_row) + 1)).tolist()
         names = [term for t in terms for term, _, _ in t]
+        # a Match is a value: many picks share one (the same term found once in a title of
+        # the same length…), so each distinct one is made once, here and in earlier blocks
+        name_ids = np.asarray([seen.name_ids.setdefault(n, len(seen.name_ids)) for n in names])
+        count = found.count[hit]
+        values = np.column_stack([name_ids[kw], field, count, points, rare, sat])
         made: list[Match] = []
-        for r, k, f, c, w, rd, ra, sa, pt in zip(
-            row_of.tolist(),
-            kw.tolist(),
-            field.tolist(),
-            found.count[hit].tolist(),
-            weight.tolist(),
-            read.tolist(),
-            rare.tolist(),
-            sat.tolist(),
-            points.tolist(),
-            strict=True,
-        ):
-            mkey = (r, names[k], f, w, rd)
-            match = seen.get(mkey)
-            if match is None:
-                match = seen[mkey] = Match(names[k], FIELDS[f], pt, c, ra, sa)
-            made.append(match)
+        if len(values):
+            _, first, inverse = np.unique(values, axis=0, return_index=True, return_inverse=True)
+            distinct: list[Match] = []
+            for k, f, c, pt, ra, sa in zip(
+                kw[first].tolist(),
+                field[first].tolist(),
+                count[first].tolist(),
+                points[first].tolist(),
+                rare[first].tolist(),
+                sat[first].tolist(),
+                strict=True,
+            ):
+                mkey = (names[k], f, c, pt, ra, sa)
+                match = seen.matches.get(mkey)
+                if match is None:
+                    match = seen.matches[mkey] = Match(names[k], FIELDS[f], pt, c, ra, sa)
+                distinct.append(match)
+            made = [distinct[i] for i in inverse.ravel().tolist()]
         result: list[list[Pick]] = []
         at = 0
         for j, picks in enumerate(chosen):
@@ -1010,6 +1026,18 @@ class KeywordRanker:
         if not scores.required[i]:
             return "none of the required terms (" + ", ".join(t for t, _ in compiled.require) + ")"
         return f"below min_score {profile.min_score:g}"
+
+
+@dataclass(slots=True)
+class _Made:
+    """The Match records made while ranking, each once: Match is a frozen value."""
+
+    #: (term, field index, count, points, rarity, saturation) → the record
+    matches: dict[tuple[str, int, int, float, float, float], Match] = dataclasses.field(
+        default_factory=dict
+    )
+    #: term → a number, for comparing terms in arrays
+    name_ids: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
