@@ -334,18 +334,91 @@ class _Analysis:
         return found
 
 
-class _Stems(dict[str, str]):
-    """token as written → its stem, learnt on first sight."""
+class _StemIds(dict[str, int]):
+    """token as written → the id of its stem, learnt on first sight."""
 
-    def __missing__(self, token: str) -> str:
+    def __init__(self) -> None:
+        super().__init__()
+        self._ids: dict[str, int] = {}
+
+    @property
+    def stems(self) -> int:
+        return len(self._ids)
+
+    def of_stem(self, stem_: str) -> int:
+        return self._ids.setdefault(stem_, len(self._ids))
+
+    def __missing__(self, token: str) -> int:
         if len(self) > 500_000:  # a long-running scheduler must not grow without bound
-            self.clear()
-        result = self[token] = stem(token.lower())
+            self.clear()  # the stems' ids stay: the trie holds them (see _Vocabulary._trie)
+        result = self[token] = self.of_stem(stem(token.lower()))
         return result
 
 
+class _Trie:
+    """Phrases as paths of stem ids; finds, at every token, each phrase starting there."""
+
+    #: a node's edges are keyed node × _WIDE + stem id
+    _WIDE = 1 << 32
+
+    def __init__(self) -> None:
+        self._edges: dict[int, int] = {}
+        self._ends: dict[int, int] = {}
+        self.edge_keys = _EMPTY
+        self.edge_to = _EMPTY
+        self.term_at = _EMPTY
+        self.root = np.zeros(1, dtype=np.int64)
+
+    def add(self, stems: list[int], tid: int) -> None:
+        node = 0
+        for sid in stems:
+            key = node * self._WIDE + sid
+            node = self._edges.setdefault(key, len(self._edges) + 1)
+        self._ends[node] = tid
+
+    def built(self) -> _Trie:
+        keys = np.fromiter(self._edges.keys(), dtype=np.int64, count=len(self._edges))
+        to = np.fromiter(self._edges.values(), dtype=np.int64, count=len(self._edges))
+        order = np.argsort(keys)
+        self.edge_keys, self.edge_to = keys[order], to[order]
+        self.term_at = np.full(len(self._edges) + 1, -1, dtype=np.int64)
+        for node, tid in self._ends.items():
+            self.term_at[node] = tid
+        # the first step from every token is the busiest: a plain array, by stem id
+        first = self.edge_keys < self._WIDE
+        self.root = np.zeros(int(self.edge_keys[first].max(initial=-1)) + 2, dtype=np.int64)
+        self.root[self.edge_keys[first]] = self.edge_to[first]
+        return self
+
+    def find(self, tokens: _Ints) -> tuple[_Ints, _Ints]:
+        """(position, term id) of every phrase in `tokens` (-1: a boundary none crosses)."""
+        # stem ids the trie does not know (text read after it was built, boundaries) → node 0
+        node = self.root[np.clip(tokens, -1, len(self.root) - 1)]
+        starts = np.flatnonzero(node)
+        node = node[starts]
+        tid = self.term_at[node]
+        ends = tid >= 0
+        found_at, found_tid = [starts[ends]], [tid[ends]]
+        depth = 1
+        while len(starts):
+            at = starts + depth
+            inside = at < len(tokens)
+            starts, node, at = starts[inside], node[inside], at[inside]
+            key = node * self._WIDE + tokens[at]
+            place = np.minimum(np.searchsorted(self.edge_keys, key), len(self.edge_keys) - 1)
+            hit = (self.edge_keys[place] == key) & (tokens[at] >= 0)
+            starts, node = starts[hit], self.edge_to[place[hit]]
+            tid = self.term_at[node]
+            ends = tid >= 0
+            found_at.append(starts[ends])
+            found_tid.append(tid[ends])
+            depth += 1
+        return np.concatenate(found_at), np.concatenate(found_tid)
+
+
 class _Vocabulary:
-    """Every term of every profile, in one automaton; term ids index the score arrays."""
+    """Every term of every profile, in one trie of stems (words and phrases) and one
+    automaton (prefixes and acronyms); term ids index the score arrays."""
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
@@ -356,7 +429,8 @@ class _Vocabulary:
         self._needs_lower = False
         self._needs_case = False
         self._follows: dict[str, int] = {}
-        self._stems = _Stems()
+        self._stem_ids = _StemIds()
+        self._stem_trie: _Trie | None = None
 
     def term(self, text: str) -> int:
         keys = compile_term(text)
@@ -369,6 +443,7 @@ class _Vocabulary:
             self._needs_lower |= keys[0].startswith(_LOWER)
             self._needs_case |= keys[0].startswith(_CASE)
             self._automaton = None
+            self._stem_trie = None
         return tid
 
     def follow(self, field: Field, name: str) -> int:
@@ -384,7 +459,7 @@ class _Vocabulary:
         return len(self.ids)
 
     def analyse(self, entries: Sequence[Entry]) -> list[_Analysis]:
-        """Read the entries, in one automaton pass per batch."""
+        """Read the entries, in one pass of the trie (and of the automaton) per batch."""
         found: list[_Analysis] = []
         for start in range(0, len(entries), _READ_BATCH):
             found += self._analyse(entries[start : start + _READ_BATCH])
@@ -392,9 +467,14 @@ class _Vocabulary:
 
     def _analyse(self, entries: Sequence[Entry]) -> list[_Analysis]:
         automaton = self._built()
+        trie = self._trie()
         nfields = len(FIELDS)
         streams: list[str] = []
-        owners: list[int] = []  # entry × field of each stream
+        stream_owners: list[int] = []  # entry × field of each stream
+        tokens_of: list[int] = []  # every field's stem ids, each followed by -1
+        token_owners: list[int] = []  # entry × field of each of those fields
+        token_ends: list[int] = []
+        stem_ids = self._stem_ids
         lengths: list[tuple[int, ...]] = []
         for i, entry in enumerate(entries):
             texts = (
@@ -408,11 +488,25 @@ class _Vocabulary:
             for field, text in enumerate(texts):
                 tokens = _TOKEN.findall(text)
                 sizes.append(len(tokens))
-                if tokens:
+                if not tokens:
+                    continue
+                if trie is not None:
+                    tokens_of += map(stem_ids.__getitem__, tokens)
+                    tokens_of.append(-1)
+                    token_owners.append(i * nfields + field)
+                    token_ends.append(len(tokens_of))
+                if automaton is not None:
                     streams.append(self._streams(tokens))
-                    owners.append(i * nfields + field)
+                    stream_owners.append(i * nfields + field)
             lengths.append(tuple(sizes))
         size = max(self.size, 1)
+        owners = [_EMPTY]
+        tids = [_EMPTY]
+        if trie is not None and tokens_of:
+            at, tid = trie.find(np.asarray(tokens_of, dtype=np.int64))
+            segment = np.searchsorted(np.asarray(token_ends), at, side="right")
+            owners.append(np.asarray(token_owners, dtype=np.int64)[segment])
+            tids.append(tid)
         if automaton is not None and streams:
             # one pass over every stream, joined by a separator no key contains
             text = "\x1d".join(streams)
@@ -421,22 +515,22 @@ class _Vocabulary:
                 itertools.chain.from_iterable(automaton.iter(text)), dtype=np.int64
             ).reshape(-1, 2)
             segment = np.searchsorted(ends, flat[:, 0], side="right")
-            owner = np.asarray(owners, dtype=np.int64)[segment]
-            # entry, then term, then field: an entry's hits of one term sit together
-            entry_of, field_of = np.divmod(owner, nfields)
-            cell = (entry_of * size + flat[:, 1]) * nfields + field_of
-            cells, counts = np.unique(cell, return_counts=True)
-        else:
-            cells = counts = _EMPTY
+            owners.append(np.asarray(stream_owners, dtype=np.int64)[segment])
+            tids.append(flat[:, 1])
+        owner = np.concatenate(owners)
+        # entry, then term, then field: an entry's hits of one term sit together
+        entry_of, field_of = np.divmod(owner, nfields)
+        cell = (entry_of * size + np.concatenate(tids)) * nfields + field_of
+        cells, counts = np.unique(cell, return_counts=True)
         owned, fields = np.divmod(cells, nfields)
-        entry_of, tids = np.divmod(owned, size)
+        entry_of, tids_of = np.divmod(owned, size)
         bounds = np.searchsorted(entry_of, np.arange(len(entries) + 1))
         result = []
         for i, entry in enumerate(entries):
             a, b = bounds[i], bounds[i + 1]
-            terms, where, count = tids[a:b], fields[a:b], counts[a:b]
+            terms, where, count = tids_of[a:b], fields[a:b], counts[a:b]
             followed = self._followed(entry) if self._follows else []
-            if followed:  # ids of followed names come after every term's
+            if followed:  # after the terms found in text, whatever their ids
                 terms = np.concatenate([terms, np.asarray(followed, dtype=np.int64)])
                 where = np.concatenate([where, np.full(len(followed), _FOLLOW)])
                 count = np.concatenate([count, np.ones(len(followed), dtype=np.int64)])
@@ -450,17 +544,34 @@ class _Vocabulary:
         return sorted({self._follows[n] for n in names if n in self._follows})
 
     def _streams(self, tokens: list[str]) -> str:
-        parts = [_STEMS, _STEMS.join(map(self._stems.__getitem__, tokens)), _STEMS]
+        """The text the automaton reads: the field's tokens in lowercase and as written."""
+        parts = []
         if self._needs_lower:
             parts += [_LOWER, _LOWER.join([t.lower() for t in tokens]), _LOWER]
         if self._needs_case:
             parts += [_CASE, _CASE.join(tokens), _CASE]
         return "".join(parts)
 
-    def _built(self) -> ahocorasick.Automaton | None:
-        if self._automaton is None and self._keys:
-            automaton = ahocorasick.Automaton()
+    def _trie(self) -> _Trie | None:
+        """Words and phrases, found by their stems' ids in arrays."""
+        if self._stem_ids.stems > 2_000_000:  # a long-running scheduler: start again
+            self._stem_ids, self._stem_trie = _StemIds(), None
+        if self._stem_trie is None and any(k.startswith(_STEMS) for k in self._keys):
+            trie = _Trie()
             for key, tid in self._keys.items():
+                if key.startswith(_STEMS):
+                    trie.add(
+                        [self._stem_ids.of_stem(s) for s in key.strip(_STEMS).split(_STEMS)], tid
+                    )
+            self._stem_trie = trie.built()
+        return self._stem_trie
+
+    def _built(self) -> ahocorasick.Automaton | None:
+        """Prefixes and acronyms, which the trie of stems cannot find."""
+        rest = {k: tid for k, tid in self._keys.items() if not k.startswith(_STEMS)}
+        if self._automaton is None and rest:
+            automaton = ahocorasick.Automaton()
+            for key, tid in rest.items():
                 automaton.add_word(key, tid)
             automaton.make_automaton()
             self._automaton = automaton
