@@ -303,7 +303,7 @@ _Ints = npt.NDArray[np.int64]
 _READ_BATCH = 2048
 _PROFILE_BLOCK = 1024
 #: rows searched together for a profile's best (see _select_block)
-_RUN = 64
+_RUN = 16
 _CELLS = 1 << 20
 _EMPTY = np.zeros(0, dtype=np.int64)
 
@@ -1173,7 +1173,10 @@ class _Found:
         hits = _Hits.of(rows)
         keys = hits.row * size + hits.term
         # a row's hits go by term id, except followed names, which come last
-        order = np.argsort(keys, kind="stable")
+        if len(keys) and bool((keys[1:] < keys[:-1]).any()):
+            order = np.argsort(keys, kind="stable")
+        else:
+            order = np.arange(len(keys))
         average = np.asarray([a or 0.0 for a in averages] + [0.0])[hits.field]
         norm = np.ones(len(hits.field))
         some = average > 0
