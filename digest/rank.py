@@ -1062,10 +1062,19 @@ class KeywordRanker:
         # the same length…), so each distinct one is made once, here and in earlier blocks
         name_ids = np.asarray([seen.name_ids.setdefault(n, len(seen.name_ids)) for n in names])
         count = found.count[hit]
-        values = np.column_stack([name_ids[kw], field, count, points, rare, sat])
+        columns = (sat, rare, points, count, field, name_ids[kw] if len(kw) else kw)
         made: list[Match] = []
-        if len(values):
-            _, first, inverse = np.unique(values, axis=0, return_index=True, return_inverse=True)
+        if len(kw):
+            # equal rows sit together once sorted by every column; each run is one Match
+            by = np.lexsort(columns)
+            change = np.zeros(len(by), dtype=bool)
+            change[0] = True
+            for column in columns:
+                ordered = column[by]
+                change[1:] |= ordered[1:] != ordered[:-1]
+            first = by[change]
+            inverse = np.empty(len(by), dtype=np.int64)
+            inverse[by] = np.cumsum(change) - 1
             distinct: list[Match] = []
             for k, f, c, pt, ra, sa in zip(
                 kw[first].tolist(),
@@ -1081,7 +1090,7 @@ class KeywordRanker:
                 if match is None:
                     match = seen.matches[mkey] = Match(names[k], FIELDS[f], pt, c, ra, sa)
                 distinct.append(match)
-            made = [distinct[i] for i in inverse.ravel().tolist()]
+            made = [distinct[i] for i in inverse.tolist()]
         result: list[list[Pick]] = []
         at = 0
         for j, picks in enumerate(chosen):
