@@ -136,6 +136,10 @@ def check_config(config_path: str) -> None:
     for profile in config.profiles.values():
         terms = ", ".join(term for term, _ in profile.keywords)
         limits = f"max {profile.max_entries}, min score {profile.min_score:g}"
+        if profile.sections == "feed":
+            limits += "; sections by feed"
+        elif profile.sections == "tag":
+            limits += "; sections by tag: " + ", ".join(tag for tag, _ in profile.tags)
         click.echo(f"    {profile.name}: {terms}; {limits}")
     click.echo(f"  subscribers ({len(config.subscribers)}):")
     for sub in config.subscribers:

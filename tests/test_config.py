@@ -358,6 +358,22 @@ def test_sections_per_feed_and_per_tag(tmp_path: Path) -> None:
     assert (profiles["feeds"].sections, profiles["feeds"].tags) == ("feed", ())
 
 
+def test_check_config_names_the_sections(tmp_path: Path, run_digest: RunDigest) -> None:
+    text = FEED + (
+        '[profiles.rl]\nkeywords = { RL = 1, RLHF = 2 }\nsections = "tag"\n'
+        '[profiles.rl.tags]\nalignment = ["RLHF"]\nplanning = ["RL"]\n'
+        '[profiles.feeds]\nkeywords = { RL = 1 }\nsections = "feed"\n'
+        "[profiles.plain]\nkeywords = { RL = 1 }\n"
+    )
+    result = run_digest("check-config", str(write(tmp_path, text)))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "rl: RL, RLHF; max 20, min score 1; sections by tag: alignment, planning" in result.stdout
+    )
+    assert "feeds: RL; max 20, min score 1; sections by feed" in result.stdout
+    assert "plain: RL; max 20, min score 1\n" in result.stdout
+
+
 PROFILE_ERRORS = {
     "star inside a term": ('keywords = { "trans*former" = 1 }', "keywords", "'*' may only end"),
     "short prefix": ('keywords = { "tr*" = 1 }', "keywords", "at least 3 characters"),
