@@ -1,7 +1,8 @@
 """Profiles × entries → scored, explained picks, for every profile in one pass.
 
-Every profile's terms go into one Aho-Corasick automaton, so each entry is read once however
-many readers there are; the scores of all profiles then come out of a few array operations.
+Every profile's words and phrases go into one trie of stem ids (prefixes and acronyms into one
+Aho-Corasick automaton), so each entry is read once however many readers there are; the
+scores of all profiles then come out of a few array operations.
 
 How a score is made (the README's "Reading a digest's why line" says the same for users):
 
@@ -140,7 +141,8 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=65536)
 def compile_term(term: str) -> tuple[str, ...]:
-    """The automaton keys of a profile term; the first is the term's identity.
+    """The keys of a profile term (stems for the trie, text for the automaton); the first
+    is the term's identity.
 
     Two terms with the same first key are the same term ("model" and "models")."""
     text = term.strip()
@@ -299,7 +301,7 @@ def _where(matches: list[Match]) -> str:
 _Floats = npt.NDArray[np.float64]
 _Bools = npt.NDArray[np.bool_]
 _Ints = npt.NDArray[np.int64]
-#: entries read in one automaton pass; profiles scored together; cells computed at once
+#: entries read in one pass; profiles scored together; cells computed at once
 _READ_BATCH = 2048
 _PROFILE_BLOCK = 1024
 #: rows searched together for a profile's best (see _select_block)
@@ -310,7 +312,7 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 
 @dataclass(frozen=True, slots=True)
 class _Analysis:
-    """What the automaton found in one entry: statistics-free, reusable by every profile.
+    """What the trie and automaton found in one entry: statistics-free, for every profile.
 
     One element per (term, field) found, by term id then field: the term id, the field
     index (_FOLLOW for a followed name) and the number of occurrences."""
