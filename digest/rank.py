@@ -1275,6 +1275,8 @@ class _Owners:
         self.profiles = np.asarray([o[0] for o in owners], dtype=np.int32)
         self.weights = np.asarray([o[2] for o in owners], dtype=np.float64)
         self.start = np.searchsorted(terms, np.arange(size + 1)).astype(np.int32)
+        #: the profile of each slot (owner × places + field) in spread
+        self.slot_profile = np.repeat(self.profiles, len(FIELDS) + 1)
 
     def __bool__(self) -> bool:
         return len(self.profiles) > 0
@@ -1296,21 +1298,20 @@ class _Owners:
             out = np.zeros((hits.rows, m))
         if not self or len(hits.term) == 0:
             return out
-        places = reads.shape[0]
-        # owner × field: the owner's weight × the field's weight for the owner's profile
+        places = len(FIELDS) + 1  # reads has a row for each field and followed names
+        # slot = owner × places + field: the owner's weight × its profile's field weight
         weighted = (self.weights[:, None] * reads[:, self.profiles].T).ravel()
         first = self.start[hits.term]
         counts = self.start[hits.term + 1] - first
-        owner = np.repeat(first - (np.cumsum(counts) - counts), counts)
-        owner += np.arange(len(owner), dtype=np.int32)
-        profile = self.profiles.take(owner)
-        owner *= places
-        owner += np.repeat(hits.field.astype(np.int32), counts)
-        value = weighted.take(owner)
+        # each hit's first slot, less the place its run of owners starts at in `slot`
+        shift = (first - (np.cumsum(counts) - counts)) * places + hits.field.astype(np.int32)
+        slot = np.repeat(shift, counts)
+        slot += np.arange(0, len(slot) * places, places, dtype=np.int32)
+        value = weighted.take(slot)
         if base is not None:
             value *= np.repeat(base, counts)
         cell = np.repeat((hits.row * m).astype(np.int32), counts)
-        cell += profile
+        cell += self.slot_profile.take(slot)
         np.add.at(out.reshape(-1), cell, value)  # a view: `out` is contiguous
         return out
 
