@@ -370,6 +370,7 @@ class _Trie:
         self.edge_to = _EMPTY
         self.term_at = _EMPTY
         self.root = np.zeros(1, dtype=np.int64)
+        self.branches = np.zeros(1, dtype=bool)
 
     def add(self, stems: list[int], tid: int) -> None:
         node = 0
@@ -386,6 +387,8 @@ class _Trie:
         self.term_at = np.full(len(self._edges) + 1, -1, dtype=np.int64)
         for node, tid in self._ends.items():
             self.term_at[node] = tid
+        self.branches = np.zeros(len(self._edges) + 1, dtype=bool)
+        self.branches[self.edge_keys // self._WIDE] = True
         # the first step from every token is the busiest: a plain array, by stem id
         first = self.edge_keys < self._WIDE
         self.root = np.zeros(int(self.edge_keys[first].max(initial=-1)) + 2, dtype=np.int64)
@@ -403,6 +406,8 @@ class _Trie:
         found_at, found_tid = [starts[ends]], [tid[ends]]
         depth = 1
         while len(starts):
+            going = self.branches[node]  # only nodes with children go on
+            starts, node = starts[going], node[going]
             at = starts + depth
             inside = at < len(tokens)
             starts, node, at = starts[inside], node[inside], at[inside]
@@ -506,8 +511,8 @@ class _Vocabulary:
         tids = [_EMPTY]
         if trie is not None and tokens_of:
             at, tid = trie.find(np.asarray(tokens_of, dtype=np.int64))
-            segment = np.searchsorted(np.asarray(token_ends), at, side="right")
-            owners.append(np.asarray(token_owners, dtype=np.int64)[segment])
+            spans = np.diff(np.asarray(token_ends), prepend=0)
+            owners.append(np.repeat(np.asarray(token_owners, dtype=np.int64), spans)[at])
             tids.append(tid)
         if automaton is not None and streams:
             # one pass over every stream, joined by a separator no key contains
