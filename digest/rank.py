@@ -1099,16 +1099,21 @@ class KeywordRanker:
                 distinct.append(match)
             made = [distinct[i] for i in inverse.tolist()]
         result: list[list[Pick]] = []
-        at = 0
+        scores = total[pick_row, pick_of].tolist() if len(pick_row) else []
+        # one iterator over every pick of the block: each profile's loop takes its own picks
+        # (zip asks `picks` first, so it never takes one more than the profile has)
+        spans = zip(bounds[:-1], bounds[1:], scores, strict=True)
         for j, picks in enumerate(chosen):
             compiled = block[j]
             profile = compiled.profile
-            boosted = profile.popularity or profile.freshness
+            plain = not (compiled.follows or profile.popularity or profile.freshness)
             out: list[Pick] = []
-            for i in picks:
+            for i, (a, b, score) in zip(picks, spans, strict=False):
                 row = rows[i]
-                matches = made[bounds[at] : bounds[at + 1]]
-                at += 1
+                if plain:  # the common case, kept short: this runs once per pick
+                    out.append(Pick(row.entry, score, tuple(made[a:b]), row.feed_weight))
+                    continue
+                matches = made[a:b]
                 if compiled.follows:
                     hits = self._hit_map(row)
                     matches += [
@@ -1116,18 +1121,8 @@ class KeywordRanker:
                         for name, tid, w, where in compiled.follows
                         if tid in hits
                     ]
-                boosts: list[Boost] = []
-                if boosted and matches:
-                    boosts = self._boosts(row, profile)
-                out.append(
-                    Pick(
-                        row.entry,
-                        float(total[i, j]),
-                        tuple(matches),
-                        row.feed_weight,
-                        tuple(boosts),
-                    )
-                )
+                boosts = self._boosts(row, profile) if matches else []
+                out.append(Pick(row.entry, score, tuple(matches), row.feed_weight, tuple(boosts)))
             result.append(out)
         return result
 
