@@ -10,8 +10,9 @@ cross-listed entries are merged), parsed by digest. Profiles: the peer's recipe
 of another in the same profile; weights 1-3.
 
 Measured: `KeywordRanker(profiles, collection=entries).rank_many(entries, profiles)`, i.e.
-compile every term into one automaton, read each entry once, take the collection statistics,
-score all entry × profile pairs, choose each profile's top 20 and explain every pick; then
+compile every term into one trie of stems (and automaton), read each entry once, take the
+collection statistics, score all entry × profile pairs, choose each profile's top 20 and
+explain every pick; then
 the same with `explained=False` (picks carry their score only), since building the Match
 records of 200,000 picks is a large part of the cost at 10,000 profiles.
 

@@ -135,6 +135,10 @@ def check_config(config_path: str) -> None:
     for profile in config.profiles.values():
         terms = ", ".join(term for term, _ in profile.keywords)
         limits = f"max {profile.max_entries}, min score {profile.min_score:g}"
+        if profile.sections == "feed":
+            limits += "; sections by feed"
+        elif profile.sections == "tag":
+            limits += "; sections by tag: " + ", ".join(tag for tag, _ in profile.tags)
         click.echo(f"    {profile.name}: {terms}; {limits}")
     click.echo(f"  subscribers ({len(config.subscribers)}):")
     for sub in config.subscribers:
@@ -291,7 +295,10 @@ def explain(
         f"{len(ranking.picks)} picked, {len(ranking.left_out)} left out; term rarity from "
         f"{found.collection.documents} entries in the state file"
     )
-    blocks = [(p, f"{i}. picked") for i, p in enumerate(ranking.picks, 1)]
+    blocks = [
+        (p, f"{i}. picked" + (f", in section {p.section!r}" if p.section else ""))
+        for i, p in enumerate(ranking.picks, 1)
+    ]
     blocks += [(x.pick, f"left out: {x.reason}") for x in ranking.left_out]
     blocks += list(found.elsewhere)
     unmatched = 0

@@ -24,6 +24,7 @@ from .models import (
     Field,
     MarkdownOutput,
     Profile,
+    Sections,
     Security,
     Settings,
     SmtpSettings,
@@ -73,7 +74,10 @@ _PROFILE_KEYS = {
     "max_per_feed",
     "max_entries",
     "min_score",
+    "sections",
+    "tags",
 }
+_SECTIONS: tuple[Sections, ...] = ("feed", "tag")
 #: points a followed author or organisation gets when listed without a weight
 _FOLLOW_POINTS = 4.0
 _SUBSCRIBER_KEYS = {"name", "email", "profile", "send_at", "timezone"}
@@ -408,6 +412,9 @@ class _Parser:
         for boost in ("popularity", "freshness"):
             boosts[boost] = float(self.get(t, key, boost, (int, float), 0.0))
             self.check(boosts[boost] >= 0, f"{key}.{boost}", "must not be negative")
+        authors = self.follows(t, key, "authors")
+        organisations = self.follows(t, key, "organisations")
+        sections, tags = self.sections(t, key, keywords, authors + organisations)
         return Profile(
             name=name,
             keywords=tuple(keywords),
@@ -416,12 +423,58 @@ class _Parser:
             min_score=min_score,
             require=self.terms(t, key, "require"),
             fields=self.fields(t, key),
-            authors=self.follows(t, key, "authors"),
-            organisations=self.follows(t, key, "organisations"),
+            authors=authors,
+            organisations=organisations,
             popularity=boosts["popularity"],
             freshness=boosts["freshness"],
             max_per_feed=max_per_feed,
+            sections=sections,
+            tags=tags,
         )
+
+    def sections(
+        self,
+        t: Mapping[str, Any],
+        key: str,
+        keywords: list[tuple[str, float]],
+        follows: tuple[tuple[str, float], ...],
+    ) -> tuple[Sections, tuple[tuple[str, tuple[str, ...]], ...]]:
+        """`sections = "feed"`, or `sections = "tag"` with `[…tags]`: tag = [its terms]."""
+        sections = self.get(t, key, "sections", str, "")
+        choices = " or ".join(f'"{c}"' for c in _SECTIONS)
+        self.check(
+            sections in ("", *_SECTIONS),
+            f"{key}.sections",
+            f"must be {choices}, not {sections!r} (leave it out for one list)",
+        )
+        if "tags" not in t:
+            self.check(
+                sections != "tag", f"{key}.tags", 'missing: sections = "tag" needs a table of tags'
+            )
+            return cast(Sections, sections), ()
+        self.check(
+            sections == "tag", f"{key}.tags", 'only used with sections = "tag" in the same profile'
+        )
+        value = t["tags"]
+        self.check(isinstance(value, dict), f"{key}.tags", f"must be a table, not {_kind(value)}")
+        known = {term for term, _ in keywords} | {name for name, _ in follows}
+        tags: list[tuple[str, tuple[str, ...]]] = []
+        for tag, terms in value.items():
+            tkey = f"{key}.tags.{_quote(tag)}"
+            self.check(bool(tag.strip()), tkey, "a tag's name must not be empty")
+            self.check(
+                isinstance(terms, list) and bool(terms),
+                tkey,
+                f"must be a non-empty list of the profile's terms, not {_kind(terms)}",
+            )
+            for i, term in enumerate(terms):
+                self.check(
+                    isinstance(term, str) and term.strip() in known,
+                    f"{tkey}[{i}]",
+                    f"{term!r} is not one of the profile's keywords, authors or organisations",
+                )
+            tags.append((tag.strip(), tuple(term.strip() for term in terms)))
+        return "tag", tuple(tags)
 
     def term(self, term: object, key: str) -> str:
         """A profile term: a word, a phrase, or a prefix ending in a single "*"."""

@@ -95,6 +95,10 @@ class FeedConfig:
         return self.source.startswith(("http://", "https://"))
 
 
+Sections = Literal["", "feed", "tag"]
+#: the heading of picks that no tag's terms gave points to
+OTHER_SECTION = "Other"
+
 #: the parts of an entry a profile can read, in the order explanations list them
 Field = Literal["title", "summary", "authors", "organisation", "categories"]
 FIELDS: tuple[Field, ...] = ("title", "summary", "authors", "organisation", "categories")
@@ -134,6 +138,12 @@ class Profile:
     freshness: float = 0.0
     #: at most this many picks from any one feed (None: no limit)
     max_per_feed: int | None = None
+    #: how picks are grouped under headings: "" one list, "feed" by the entry's first feed,
+    #: "tag" by the tag whose terms gave the pick the most points (see `tags`)
+    sections: Sections = ""
+    #: (tag, its terms) in the config's order; a term is one of `keywords`, or a followed
+    #: author or organisation
+    tags: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Profiles × entries → scored, explained picks, for every profile in one pass.
 
-Every profile's terms go into one Aho-Corasick automaton, so each entry is read once however
-many readers there are; the scores of all profiles then come out of a few array operations.
+Every profile's words and phrases go into one trie of stem ids (prefixes and acronyms into one
+Aho-Corasick automaton), so each entry is read once however many readers there are; the
+scores of all profiles then come out of a few array operations.
 
 How a score is made (the README's "Reading a digest's why line" says the same for users):
 
@@ -24,11 +25,12 @@ How a score is made (the README's "Reading a digest's why line" says the same fo
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Protocol, cast
@@ -37,7 +39,18 @@ import ahocorasick
 import numpy as np
 import numpy.typing as npt
 
-from .models import FIELDS, Boost, Entry, Field, LeftOut, Match, Pick, Profile, Ranking
+from .models import (
+    FIELDS,
+    OTHER_SECTION,
+    Boost,
+    Entry,
+    Field,
+    LeftOut,
+    Match,
+    Pick,
+    Profile,
+    Ranking,
+)
 
 #: BM25's saturation and length-normalisation parameters, at their usual values
 K1 = 1.2
@@ -128,7 +141,8 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=65536)
 def compile_term(term: str) -> tuple[str, ...]:
-    """The automaton keys of a profile term; the first is the term's identity.
+    """The keys of a profile term (stems for the trie, text for the automaton); the first
+    is the term's identity.
 
     Two terms with the same first key are the same term ("model" and "models")."""
     text = term.strip()
@@ -196,6 +210,55 @@ def why(pick: Pick, terms: int = 4) -> str:
     return line
 
 
+def sectioned(picks: Sequence[Pick], profile: Profile) -> list[Pick]:
+    """The picks with their headings (Pick.section), grouped: the section of the best pick
+    first, then the next best pick's, and so on; by score within a section. The same picks
+    as without sections, so max_entries stays the total."""
+    if not profile.sections:
+        return list(picks)
+    if profile.sections == "feed":
+        named = [
+            replace(p, section=p.entry.feeds[0] if p.entry.feeds else OTHER_SECTION) for p in picks
+        ]
+    else:
+        named = [replace(p, section=_tag(p, profile)) for p in picks]
+    first: dict[str, int] = {}
+    for i, pick in enumerate(named):
+        first.setdefault(pick.section, i)
+    return sorted(named, key=lambda p: first[p.section])  # stable: score order within
+
+
+def _tag(pick: Pick, profile: Profile) -> str:
+    """The tag whose terms gave the pick the most points; the first listed on a tie."""
+    tags = _tags_of(profile)
+    points = [0.0] * len(profile.tags)
+    for match in pick.matches:
+        key = follow_key(match.field, match.term) if match.follow else compile_term(match.term)[0]
+        for t in tags.get(key, ()):
+            points[t] += match.points
+    # rounded as scores are, so that sums made in another order still tie
+    rounded = [round(p, 6) for p in points]
+    best = max(range(len(rounded)), key=lambda t: (rounded[t], -t), default=None)
+    if best is None or rounded[best] <= 0:
+        return OTHER_SECTION
+    return profile.tags[best][0]
+
+
+@lru_cache(maxsize=1024)
+def _tags_of(profile: Profile) -> dict[str, tuple[int, ...]]:
+    """A term's identity (compile_term, or follow_key for followed names) → its tags."""
+    followed = {" ".join(n.casefold().split()) for n, _ in profile.authors + profile.organisations}
+    found: dict[str, list[int]] = {}
+    for t, (_, terms) in enumerate(profile.tags):
+        for term in terms:
+            keys = [compile_term(term)[0]]
+            if " ".join(term.casefold().split()) in followed:
+                keys += [follow_key("authors", term), follow_key("organisation", term)]
+            for key in keys:
+                found.setdefault(key, []).append(t)
+    return {key: tuple(dict.fromkeys(ts)) for key, ts in found.items()}
+
+
 _BOOST_WORDS = {"upvotes": "upvotes", "freshness": "new"}
 
 
@@ -238,18 +301,18 @@ def _where(matches: list[Match]) -> str:
 _Floats = npt.NDArray[np.float64]
 _Bools = npt.NDArray[np.bool_]
 _Ints = npt.NDArray[np.int64]
-#: entries read in one automaton pass; profiles scored together; cells computed at once
+#: entries read in one pass; profiles scored together; cells computed at once
 _READ_BATCH = 2048
 _PROFILE_BLOCK = 1024
 #: rows searched together for a profile's best (see _select_block)
-_RUN = 64
+_RUN = 16
 _CELLS = 1 << 20
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
 class _Analysis:
-    """What the automaton found in one entry: statistics-free, reusable by every profile.
+    """What the trie and automaton found in one entry: statistics-free, for every profile.
 
     One element per (term, field) found, by term id then field: the term id, the field
     index (_FOLLOW for a followed name) and the number of occurrences."""
@@ -273,18 +336,96 @@ class _Analysis:
         return found
 
 
-class _Stems(dict[str, str]):
-    """token as written → its stem, learnt on first sight."""
+class _StemIds(dict[str, int]):
+    """token as written → the id of its stem, learnt on first sight."""
 
-    def __missing__(self, token: str) -> str:
+    def __init__(self) -> None:
+        super().__init__()
+        self._ids: dict[str, int] = {}
+
+    @property
+    def stems(self) -> int:
+        return len(self._ids)
+
+    def of_stem(self, stem_: str) -> int:
+        return self._ids.setdefault(stem_, len(self._ids))
+
+    def __missing__(self, token: str) -> int:
         if len(self) > 500_000:  # a long-running scheduler must not grow without bound
-            self.clear()
-        result = self[token] = stem(token.lower())
+            self.clear()  # the stems' ids stay: the trie holds them (see _Vocabulary._trie)
+        result = self[token] = self.of_stem(stem(token.lower()))
         return result
 
 
+class _Trie:
+    """Phrases as paths of stem ids; finds, at every token, each phrase starting there."""
+
+    #: a node's edges are keyed node × _WIDE + stem id
+    _WIDE = 1 << 32
+
+    def __init__(self) -> None:
+        self._edges: dict[int, int] = {}
+        self._ends: dict[int, int] = {}
+        self.edge_keys = _EMPTY
+        self.edge_to = _EMPTY
+        self.term_at = _EMPTY
+        self.root = np.zeros(1, dtype=np.int64)
+        self.branches = np.zeros(1, dtype=bool)
+
+    def add(self, stems: list[int], tid: int) -> None:
+        node = 0
+        for sid in stems:
+            key = node * self._WIDE + sid
+            node = self._edges.setdefault(key, len(self._edges) + 1)
+        self._ends[node] = tid
+
+    def built(self) -> _Trie:
+        keys = np.fromiter(self._edges.keys(), dtype=np.int64, count=len(self._edges))
+        to = np.fromiter(self._edges.values(), dtype=np.int64, count=len(self._edges))
+        order = np.argsort(keys)
+        self.edge_keys, self.edge_to = keys[order], to[order]
+        self.term_at = np.full(len(self._edges) + 1, -1, dtype=np.int64)
+        for node, tid in self._ends.items():
+            self.term_at[node] = tid
+        self.branches = np.zeros(len(self._edges) + 1, dtype=bool)
+        self.branches[self.edge_keys // self._WIDE] = True
+        # the first step from every token is the busiest: a plain array, by stem id
+        first = self.edge_keys < self._WIDE
+        self.root = np.zeros(int(self.edge_keys[first].max(initial=-1)) + 2, dtype=np.int64)
+        self.root[self.edge_keys[first]] = self.edge_to[first]
+        return self
+
+    def find(self, tokens: _Ints) -> tuple[_Ints, _Ints]:
+        """(position, term id) of every phrase in `tokens` (-1: a boundary none crosses)."""
+        # stem ids the trie does not know (text read after it was built, boundaries) → node 0
+        node = self.root[np.clip(tokens, -1, len(self.root) - 1)]
+        starts = np.flatnonzero(node)
+        node = node[starts]
+        tid = self.term_at[node]
+        ends = tid >= 0
+        found_at, found_tid = [starts[ends]], [tid[ends]]
+        depth = 1
+        while len(starts):
+            going = self.branches[node]  # only nodes with children go on
+            starts, node = starts[going], node[going]
+            at = starts + depth
+            inside = at < len(tokens)
+            starts, node, at = starts[inside], node[inside], at[inside]
+            key = node * self._WIDE + tokens[at]
+            place = np.minimum(np.searchsorted(self.edge_keys, key), len(self.edge_keys) - 1)
+            hit = (self.edge_keys[place] == key) & (tokens[at] >= 0)
+            starts, node = starts[hit], self.edge_to[place[hit]]
+            tid = self.term_at[node]
+            ends = tid >= 0
+            found_at.append(starts[ends])
+            found_tid.append(tid[ends])
+            depth += 1
+        return np.concatenate(found_at), np.concatenate(found_tid)
+
+
 class _Vocabulary:
-    """Every term of every profile, in one automaton; term ids index the score arrays."""
+    """Every term of every profile, in one trie of stems (words and phrases) and one
+    automaton (prefixes and acronyms); term ids index the score arrays."""
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
@@ -295,7 +436,8 @@ class _Vocabulary:
         self._needs_lower = False
         self._needs_case = False
         self._follows: dict[str, int] = {}
-        self._stems = _Stems()
+        self._stem_ids = _StemIds()
+        self._stem_trie: _Trie | None = None
 
     def term(self, text: str) -> int:
         keys = compile_term(text)
@@ -308,6 +450,7 @@ class _Vocabulary:
             self._needs_lower |= keys[0].startswith(_LOWER)
             self._needs_case |= keys[0].startswith(_CASE)
             self._automaton = None
+            self._stem_trie = None
         return tid
 
     def follow(self, field: Field, name: str) -> int:
@@ -323,7 +466,7 @@ class _Vocabulary:
         return len(self.ids)
 
     def analyse(self, entries: Sequence[Entry]) -> list[_Analysis]:
-        """Read the entries, in one automaton pass per batch."""
+        """Read the entries, in one pass of the trie (and of the automaton) per batch."""
         found: list[_Analysis] = []
         for start in range(0, len(entries), _READ_BATCH):
             found += self._analyse(entries[start : start + _READ_BATCH])
@@ -331,9 +474,14 @@ class _Vocabulary:
 
     def _analyse(self, entries: Sequence[Entry]) -> list[_Analysis]:
         automaton = self._built()
+        trie = self._trie()
         nfields = len(FIELDS)
         streams: list[str] = []
-        owners: list[int] = []  # entry × field of each stream
+        stream_owners: list[int] = []  # entry × field of each stream
+        tokens_of: list[int] = []  # every field's stem ids, each followed by -1
+        token_owners: list[int] = []  # entry × field of each of those fields
+        token_ends: list[int] = []
+        stem_ids = self._stem_ids
         lengths: list[tuple[int, ...]] = []
         for i, entry in enumerate(entries):
             texts = (
@@ -347,11 +495,25 @@ class _Vocabulary:
             for field, text in enumerate(texts):
                 tokens = _TOKEN.findall(text)
                 sizes.append(len(tokens))
-                if tokens:
+                if not tokens:
+                    continue
+                if trie is not None:
+                    tokens_of += map(stem_ids.__getitem__, tokens)
+                    tokens_of.append(-1)
+                    token_owners.append(i * nfields + field)
+                    token_ends.append(len(tokens_of))
+                if automaton is not None:
                     streams.append(self._streams(tokens))
-                    owners.append(i * nfields + field)
+                    stream_owners.append(i * nfields + field)
             lengths.append(tuple(sizes))
         size = max(self.size, 1)
+        owners = [_EMPTY]
+        tids = [_EMPTY]
+        if trie is not None and tokens_of:
+            at, tid = trie.find(np.asarray(tokens_of, dtype=np.int64))
+            spans = np.diff(np.asarray(token_ends), prepend=0)
+            owners.append(np.repeat(np.asarray(token_owners, dtype=np.int64), spans)[at])
+            tids.append(tid)
         if automaton is not None and streams:
             # one pass over every stream, joined by a separator no key contains
             text = "\x1d".join(streams)
@@ -360,22 +522,22 @@ class _Vocabulary:
                 itertools.chain.from_iterable(automaton.iter(text)), dtype=np.int64
             ).reshape(-1, 2)
             segment = np.searchsorted(ends, flat[:, 0], side="right")
-            owner = np.asarray(owners, dtype=np.int64)[segment]
-            # entry, then term, then field: an entry's hits of one term sit together
-            entry_of, field_of = np.divmod(owner, nfields)
-            cell = (entry_of * size + flat[:, 1]) * nfields + field_of
-            cells, counts = np.unique(cell, return_counts=True)
-        else:
-            cells = counts = _EMPTY
+            owners.append(np.asarray(stream_owners, dtype=np.int64)[segment])
+            tids.append(flat[:, 1])
+        owner = np.concatenate(owners)
+        # entry, then term, then field: an entry's hits of one term sit together
+        entry_of, field_of = np.divmod(owner, nfields)
+        cell = (entry_of * size + np.concatenate(tids)) * nfields + field_of
+        cells, counts = np.unique(cell, return_counts=True)
         owned, fields = np.divmod(cells, nfields)
-        entry_of, tids = np.divmod(owned, size)
+        entry_of, tids_of = np.divmod(owned, size)
         bounds = np.searchsorted(entry_of, np.arange(len(entries) + 1))
         result = []
         for i, entry in enumerate(entries):
             a, b = bounds[i], bounds[i + 1]
-            terms, where, count = tids[a:b], fields[a:b], counts[a:b]
+            terms, where, count = tids_of[a:b], fields[a:b], counts[a:b]
             followed = self._followed(entry) if self._follows else []
-            if followed:  # ids of followed names come after every term's
+            if followed:  # after the terms found in text, whatever their ids
                 terms = np.concatenate([terms, np.asarray(followed, dtype=np.int64)])
                 where = np.concatenate([where, np.full(len(followed), _FOLLOW)])
                 count = np.concatenate([count, np.ones(len(followed), dtype=np.int64)])
@@ -389,17 +551,34 @@ class _Vocabulary:
         return sorted({self._follows[n] for n in names if n in self._follows})
 
     def _streams(self, tokens: list[str]) -> str:
-        parts = [_STEMS, _STEMS.join(map(self._stems.__getitem__, tokens)), _STEMS]
+        """The text the automaton reads: the field's tokens in lowercase and as written."""
+        parts = []
         if self._needs_lower:
             parts += [_LOWER, _LOWER.join([t.lower() for t in tokens]), _LOWER]
         if self._needs_case:
             parts += [_CASE, _CASE.join(tokens), _CASE]
         return "".join(parts)
 
-    def _built(self) -> ahocorasick.Automaton | None:
-        if self._automaton is None and self._keys:
-            automaton = ahocorasick.Automaton()
+    def _trie(self) -> _Trie | None:
+        """Words and phrases, found by their stems' ids in arrays."""
+        if self._stem_ids.stems > 2_000_000:  # a long-running scheduler: start again
+            self._stem_ids, self._stem_trie = _StemIds(), None
+        if self._stem_trie is None and any(k.startswith(_STEMS) for k in self._keys):
+            trie = _Trie()
             for key, tid in self._keys.items():
+                if key.startswith(_STEMS):
+                    trie.add(
+                        [self._stem_ids.of_stem(s) for s in key.strip(_STEMS).split(_STEMS)], tid
+                    )
+            self._stem_trie = trie.built()
+        return self._stem_trie
+
+    def _built(self) -> ahocorasick.Automaton | None:
+        """Prefixes and acronyms, which the trie of stems cannot find."""
+        rest = {k: tid for k, tid in self._keys.items() if not k.startswith(_STEMS)}
+        if self._automaton is None and rest:
+            automaton = ahocorasick.Automaton()
+            for key, tid in rest.items():
                 automaton.add_word(key, tid)
             automaton.make_automaton()
             self._automaton = automaton
@@ -458,12 +637,13 @@ class KeywordRanker:
     ) -> None:
         self._vocabulary = _Vocabulary()
         self._profiles: dict[Profile, _Profile] = {}
+        #: the same, by id(profile): hashing a profile walks all its terms
+        self._by_id: dict[int, _Profile] = {}
         self._feed_weights = dict(feed_weights or {})
         self._now = now
         self._analyses: dict[Entry, _Analysis] = {}
         self._rows: dict[Entry, _Row] = {}
         self._hits: dict[Entry, dict[int, list[tuple[int, int]]]] = {}
-        self._indexes: dict[Entry, _HitIndex] = {}
         self._rarity: list[float] = []
         self._averages: list[float | None] = []
         self._collection = collection if isinstance(collection, Collection) else NO_STATISTICS
@@ -489,26 +669,39 @@ class KeywordRanker:
         """Each profile's picks over the same entries, all scored in one pass.
 
         `explained=False`: the picks carry their score but no matches or boosts, for a caller
-        that shows no reasons (building them is most of the cost for many profiles)."""
+        that shows no reasons (building them is most of the cost for many profiles); those
+        of profiles with sections = "tag" are explained to find their tag, then stripped."""
         compiled = [self._compiled(p) for p in profiles]
         rows = self._rows_for(entries)
         order = _tiebreak(rows)
         result: list[list[Pick]] = []
+        found = _Found.of(rows, self._vocabulary.size, self._factors()[1]) if explained else None
+        seen = _Made()
+        buffer = np.empty(len(rows) * min(len(compiled), _PROFILE_BLOCK))
         for start in range(0, len(compiled), _PROFILE_BLOCK):
             block = compiled[start : start + _PROFILE_BLOCK]
-            scores = self._scores(rows, block)
-            for j, picks in enumerate(_select_block(rows, block, scores, order)):
-                prof = block[j]
+            scores = self._scores(rows, block, selecting=True, buffer=buffer)
+            chosen = _select_block(rows, block, scores, order)
+            if found is not None:
+                explained_block = self._explain_block(
+                    rows, block, chosen, scores.total, found, seen
+                )
+                result += [
+                    sectioned(p, c.profile) for p, c in zip(explained_block, block, strict=True)
+                ]
+                continue
+            for j, picks in enumerate(chosen):
                 total = scores.total[:, j]
-                if explained:
-                    result.append([self._pick(rows[i], prof, float(total[i])) for i in picks])
-                else:
-                    result.append(
-                        [
-                            Pick(rows[i].entry, float(total[i]), (), rows[i].feed_weight)
-                            for i in picks
-                        ]
-                    )
+                profile = block[j].profile
+                if profile.sections == "tag":
+                    tagged = [self._pick(rows[i], block[j], float(total[i])) for i in picks]
+                    bare = [replace(p, matches=(), boosts=()) for p in sectioned(tagged, profile)]
+                    result.append(bare)
+                    continue
+                plain = [
+                    Pick(rows[i].entry, float(total[i]), (), rows[i].feed_weight) for i in picks
+                ]
+                result.append(sectioned(plain, profile))
         return result
 
     def score_matrix(self, entries: Sequence[Entry], profiles: Sequence[Profile]) -> _Floats:
@@ -534,8 +727,9 @@ class KeywordRanker:
             reason = cut.get(i) or self._reason(row, compiled, pick, column, i)
             left.append((-pick.score, int(order[i]), LeftOut(pick, reason)))
         left.sort(key=lambda item: item[:2])
+        chosen_picks = [self._pick(rows[i], compiled, float(column.total[i])) for i in picks]
         return Ranking(
-            picks=tuple(self._pick(rows[i], compiled, float(column.total[i])) for i in picks),
+            picks=tuple(sectioned(chosen_picks, profile)),
             left_out=tuple(item[2] for item in left),
         )
 
@@ -588,8 +782,12 @@ class KeywordRanker:
     # the parts
 
     def _compiled(self, profile: Profile) -> _Profile:
+        compiled = self._by_id.get(id(profile))
+        if compiled is not None and compiled.profile is profile:
+            return compiled
         compiled = self._profiles.get(profile)
         if compiled is not None:
+            self._by_id[id(profile)] = compiled
             return compiled
         vocabulary = self._vocabulary
         before = vocabulary.size
@@ -614,12 +812,11 @@ class KeywordRanker:
             reads=tuple(reads.get(f, 0.0) for f in FIELDS),
             scoring=frozenset(keywords) | {tid for _, tid, _, _ in follows},
         )
-        self._profiles[profile] = compiled
+        self._profiles[profile] = self._by_id[id(profile)] = compiled
         if vocabulary.size != before:  # new terms: what was read before is incomplete
             self._analyses.clear()
             self._rows.clear()
             self._hits.clear()
-            self._indexes.clear()
             self._rarity = []
             if self._collection_entries is not None:
                 self._collection = self.statistics(self._collection_entries)
@@ -663,12 +860,6 @@ class KeywordRanker:
             hits = self._hits[row.entry] = row.analysis.hits()
         return hits
 
-    def _hit_index(self, row: _Row) -> _HitIndex:
-        index = self._indexes.get(row.entry)
-        if index is None:
-            index = self._indexes[row.entry] = _HitIndex.of(row.analysis)
-        return index
-
     def _rarities(self) -> _Floats:
         """Each term id's rarity under the collection's statistics."""
         return np.asarray(self._factors()[0])
@@ -699,8 +890,20 @@ class KeywordRanker:
         base[hits.field == _FOLLOW] = 1.0
         return base
 
-    def _scores(self, rows: Sequence[_Row], profiles: Sequence[_Profile]) -> _Scores:
-        """Every profile's scores of every row, from the rows' hits in a few array operations."""
+    def _scores(
+        self,
+        rows: Sequence[_Row],
+        profiles: Sequence[_Profile],
+        *,
+        selecting: bool = False,
+        buffer: _Floats | None = None,
+    ) -> _Scores:
+        """Every profile's scores of every row, from the rows' hits in a few array operations.
+
+        `selecting`: also set the score of every row a profile cannot pick to -1 and take
+        the maxima of each run of rows (for _select_block), while each part is in cache.
+        `buffer`: at least rows × profiles floats to hold the scores, reused from block to
+        block because fresh memory costs a page fault per 4 KiB on first touch."""
         n, m = len(rows), len(profiles)
         size = self._vocabulary.size
         weighted = _Owners(
@@ -719,80 +922,220 @@ class KeywordRanker:
         for j, p in enumerate(profiles):
             reads[: len(FIELDS), j] = p.reads
         reading = (reads > 0).astype(np.float64)
-        total = np.empty((n, m))
+        total = np.empty((n, m)) if buffer is None else buffer[: n * m].reshape(n, m)
         # without exclude or require terms in the block, these are views of one row
         excluded = np.zeros((n, m) if excluding else (1, m), dtype=bool)
         required = np.zeros((n, m) if requiring else (1, m), dtype=bool)
         feed_weight = np.asarray([r.feed_weight for r in rows])
+        weighing = bool((feed_weight != 1.0).any())
         popularity = np.asarray([p.profile.popularity for p in profiles])
         freshness = np.asarray([p.profile.freshness for p in profiles])
         boosted = bool(popularity.any() or freshness.any())
-        step = max(1, _CELLS // max(m, 1))
+        threshold = np.maximum([p.profile.min_score for p in profiles], np.nextafter(0.0, 1.0))
+        requires = np.asarray([bool(p.require) for p in profiles])
+        maxima = np.empty((-(-n // _RUN), m)) if selecting else None
+        step = max(1, _CELLS // max(m, 1) // _RUN) * _RUN
         for start in range(0, n, step):  # each step on a block that stays in cache
             part = rows[start : start + step]
             stop = start + len(part)
             hits = _Hits.of(part)
-            cells = weighted.spread(hits, reads, m, self._base(hits))
-            cells *= feed_weight[start:stop, None]
+            cells = total[start:stop]
+            cells.fill(0.0)
+            weighted.spread(hits, reads, m, self._base(hits), out=cells)
+            if weighing:
+                cells *= feed_weight[start:stop, None]
             if boosted:
                 boosts = np.outer([r.popularity for r in part], popularity)
                 boosts += np.outer([r.freshness for r in part], freshness)
                 cells += np.where(cells > 0, boosts, 0.0)
             np.round(cells, 6, out=cells)
-            total[start:stop] = cells
             if excluding:
                 excluded[start:stop] = excluding.spread(hits, reading, m) > 0
             if requiring:
                 required[start:stop] = requiring.spread(hits, reading, m) > 0
-        requires = np.asarray([bool(p.require) for p in profiles])
+            if maxima is not None:
+                # eligible: matched something (> 0), at least min_score, not excluded, not
+                # lacking a required term; picks keep their scores, the rest become -1
+                out = cells < threshold[None, :]
+                if excluding:
+                    out |= excluded[start:stop]
+                if requiring:
+                    out |= ~(required[start:stop] | ~requires[None, :])
+                np.copyto(total[start:stop], -1.0, where=out)
+                whole = (stop - start) // _RUN * _RUN
+                first = start // _RUN
+                runs = total[start : start + whole].reshape(-1, _RUN, m).max(axis=1)
+                maxima[first : first + len(runs)] = runs
+                if whole < stop - start:
+                    maxima[-1] = total[start + whole : stop].max(axis=0)
         return _Scores(
             total,
             np.broadcast_to(excluded, (n, m)),
             np.broadcast_to(required | ~requires[None, :], (n, m)),
             bool(excluding),
             bool(requiring),
+            maxima,
         )
 
     def _pick(self, row: _Row, compiled: _Profile, total: float | None) -> Pick:
         """Every contribution of the entry for the profile; `total`: the score already
-        computed for it (None: their sum)."""
-        index = self._hit_index(row)
+        computed for it (None: their sum). Many picks at once: _explain_block."""
+        hits = self._hit_map(row)
         weight = row.feed_weight
         reads = compiled.reads
         matches: list[Match] = []
-        first = index.first
-        found = first.keys() & compiled.scoring
-        if found:
-            rarities, averages = self._factors()
-            lengths = row.analysis.lengths
-            terms, fields, counts = index.terms, index.fields, index.counts
-            for term, tid, w in compiled.keywords:
-                if tid not in found:
+        rarities, averages = self._factors()
+        lengths = row.analysis.lengths
+        for term, tid, w in compiled.keywords:
+            found = hits.get(tid)
+            if found is None:
+                continue
+            rare = rarities[tid]
+            for field, count in found:
+                read = reads[field]
+                if field == _FOLLOW or read <= 0:
                     continue
-                rare = rarities[tid]
-                i = first[tid]
-                while i < len(terms) and terms[i] == tid:
-                    field, count = fields[i], counts[i]
-                    i += 1
-                    if field == _FOLLOW or reads[field] <= 0:
-                        continue
-                    sat = saturation(count, lengths[field], averages[field])
-                    points = w * reads[field] * rare * sat * weight
-                    matches.append(Match(term, FIELDS[field], points, count, rare, sat))
-            for followed, tid, w, where in compiled.follows:
-                if tid in found:
-                    matches.append(Match(followed, where, w * weight, follow=True))
-        boosts: list[Boost] = []
-        profile = compiled.profile
-        if matches:
-            if profile.popularity and row.popularity:
-                value = float(row.entry.upvotes or 0)
-                boosts.append(Boost("upvotes", profile.popularity * row.popularity, value))
-            if profile.freshness and row.freshness:
-                boosts.append(Boost("freshness", profile.freshness * row.freshness, row.age_hours))
+                sat = saturation(count, lengths[field], averages[field])
+                points = w * read * rare * sat * weight
+                matches.append(Match(term, FIELDS[field], points, count, rare, sat))
+        for followed, tid, w, where in compiled.follows:
+            if tid in hits:
+                matches.append(Match(followed, where, w * weight, follow=True))
+        boosts = self._boosts(row, compiled.profile) if matches else []
         if total is None:
             total = round(sum(m.points for m in matches) + sum(b.points for b in boosts), 6)
         return Pick(row.entry, total, tuple(matches), weight, tuple(boosts))
+
+    def _explain_block(
+        self,
+        rows: Sequence[_Row],
+        block: Sequence[_Profile],
+        chosen: Sequence[Sequence[int]],
+        total: _Floats,
+        found: _Found,
+        seen: _Made,
+    ) -> list[list[Pick]]:
+        """The picks of a block of profiles with their contributions, as _pick makes them,
+        with the arithmetic done in arrays for every (pick, keyword) pair at once.
+
+        `seen`: the Match records made for earlier blocks."""
+        m = len(block)
+        pick_row = np.asarray([i for picks in chosen for i in picks], dtype=np.int64)
+        pick_of = np.repeat(np.arange(m), [len(picks) for picks in chosen])
+        # keywords of the block's profiles, concatenated: tid, weight, the profile's own
+        terms = [p.keywords for p in block]
+        sizes = np.asarray([len(t) for t in terms], dtype=np.int64)
+        starts = np.cumsum(sizes) - sizes
+        kw_tid = np.asarray([tid for t in terms for _, tid, _ in t] + [0], dtype=np.int64)
+        kw_weight = np.asarray([w for t in terms for _, _, w in t] + [0.0])
+        reads = np.zeros((len(FIELDS) + 1, m))  # the followed-name field is read as 0 here
+        for j, p in enumerate(block):
+            reads[: len(FIELDS), j] = p.reads
+        # one element per (pick, keyword of its profile), in keyword order
+        per = sizes[pick_of]
+        pair_pick = np.repeat(np.arange(len(pick_row)), per)
+        pair_kw = (
+            starts[pick_of][pair_pick]
+            + np.arange(len(pair_pick))
+            - np.repeat(np.cumsum(per) - per, per)
+        )
+        key = pick_row[pair_pick] * found.size + kw_tid[pair_kw]
+        # searched in order, each search starts where the last ended: far fewer cache misses
+        by_key = np.argsort(key)
+        place = np.empty_like(key)
+        place[by_key] = np.searchsorted(found.keys, key[by_key])
+        np.minimum(place, len(found.keys) - 1, out=place)
+        lo = found.start[place]
+        n = np.where(found.keys[place] == key, found.start[place + 1] - lo, 0)
+        # one element per hit of a keyword in a pick's row, by keyword, then field
+        hit_pair = np.repeat(np.arange(len(key)), n)
+        hit = found.order[lo[hit_pair] + np.arange(len(hit_pair)) - np.repeat(np.cumsum(n) - n, n)]
+        field = found.field[hit]
+        read = reads[field, pick_of[pair_pick[hit_pair]]]
+        kept = read > 0
+        hit_pair, hit, field, read = hit_pair[kept], hit[kept], field[kept], read[kept]
+        kw = pair_kw[hit_pair]
+        weight = kw_weight[kw]
+        rarities = self._rarities()
+        rare = rarities[found.term[hit]]
+        sat = found.saturation[hit]
+        row_of = pick_row[pair_pick[hit_pair]]
+        feed = np.asarray([r.feed_weight for r in rows])[row_of]
+        points = weight * read * rare * sat * feed  # in _pick's order: the same floats
+        owner = pair_pick[hit_pair]
+        bounds = np.searchsorted(owner, np.arange(len(pick_row) + 1)).tolist()
+        names = [term for t in terms for term, _, _ in t]
+        # a Match is a value: many picks share one (the same term found once in a title of
+        # the same length…), so each distinct one is made once, here and in earlier blocks
+        name_ids = np.asarray([seen.name_ids.setdefault(n, len(seen.name_ids)) for n in names])
+        count = found.count[hit]
+        columns = (sat, rare, points, count, field, name_ids[kw] if len(kw) else kw)
+        made: list[Match] = []
+        if len(kw):
+            # equal rows sit together once sorted by every column; each run is one Match
+            by = np.lexsort(columns)
+            change = np.zeros(len(by), dtype=bool)
+            change[0] = True
+            for column in columns:
+                ordered = column[by]
+                change[1:] |= ordered[1:] != ordered[:-1]
+            first = by[change]
+            inverse = np.empty(len(by), dtype=np.int64)
+            inverse[by] = np.cumsum(change) - 1
+            distinct: list[Match] = []
+            for k, f, c, pt, ra, sa in zip(
+                kw[first].tolist(),
+                field[first].tolist(),
+                count[first].tolist(),
+                points[first].tolist(),
+                rare[first].tolist(),
+                sat[first].tolist(),
+                strict=True,
+            ):
+                mkey = (names[k], f, c, pt, ra, sa)
+                match = seen.matches.get(mkey)
+                if match is None:
+                    match = seen.matches[mkey] = Match(names[k], FIELDS[f], pt, c, ra, sa)
+                distinct.append(match)
+            made = [distinct[i] for i in inverse.tolist()]
+        result: list[list[Pick]] = []
+        scores = total[pick_row, pick_of].tolist() if len(pick_row) else []
+        # one iterator over every pick of the block: each profile's loop takes its own picks
+        # (zip asks `picks` first, so it never takes one more than the profile has)
+        spans = zip(bounds[:-1], bounds[1:], scores, strict=True)
+        for j, picks in enumerate(chosen):
+            compiled = block[j]
+            profile = compiled.profile
+            plain = not (compiled.follows or profile.popularity or profile.freshness)
+            out: list[Pick] = []
+            for i, (a, b, score) in zip(picks, spans, strict=False):
+                row = rows[i]
+                if plain:  # the common case, kept short: this runs once per pick
+                    out.append(Pick(row.entry, score, tuple(made[a:b]), row.feed_weight))
+                    continue
+                matches = made[a:b]
+                if compiled.follows:
+                    hits = self._hit_map(row)
+                    matches += [
+                        Match(name, where, w * row.feed_weight, follow=True)
+                        for name, tid, w, where in compiled.follows
+                        if tid in hits
+                    ]
+                boosts = self._boosts(row, profile) if matches else []
+                out.append(Pick(row.entry, score, tuple(matches), row.feed_weight, tuple(boosts)))
+            result.append(out)
+        return result
+
+    @staticmethod
+    def _boosts(row: _Row, profile: Profile) -> list[Boost]:
+        """The popularity and freshness points of an entry that matched something."""
+        boosts: list[Boost] = []
+        if profile.popularity and row.popularity:
+            value = float(row.entry.upvotes or 0)
+            boosts.append(Boost("upvotes", profile.popularity * row.popularity, value))
+        if profile.freshness and row.freshness:
+            boosts.append(Boost("freshness", profile.freshness * row.freshness, row.age_hours))
+        return boosts
 
     def _reason(self, row: _Row, compiled: _Profile, pick: Pick, scores: _Column, i: int) -> str:
         profile = compiled.profile
@@ -807,21 +1150,63 @@ class KeywordRanker:
         return f"below min_score {profile.min_score:g}"
 
 
-@dataclass(frozen=True, slots=True)
-class _HitIndex:
-    """An entry's hits as lists, and where each term's start: quick to look terms up in."""
+@dataclass(slots=True)
+class _Made:
+    """The Match records made while ranking, each once: Match is a frozen value."""
 
-    first: dict[int, int]
-    terms: list[int]
-    fields: list[int]
-    counts: list[int]
+    #: (term, field index, count, points, rarity, saturation) → the record
+    matches: dict[tuple[str, int, int, float, float, float], Match] = dataclasses.field(
+        default_factory=dict
+    )
+    #: term → a number, for comparing terms in arrays
+    name_ids: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """Every hit of a list of rows, searchable by (row, term id): for explaining picks."""
+
+    #: the vocabulary's size: a hit's key is row × size + term id
+    size: int
+    #: the distinct keys, sorted, and where each one's hits start in `order` (one more
+    #: element: the end); `order` lists the hits by key, then field
+    keys: _Ints
+    start: _Ints
+    order: _Ints
+    term: _Ints
+    field: _Ints
+    count: _Ints
+    #: what the hit's count is worth in its field (saturation and length normalisation)
+    saturation: _Floats
 
     @classmethod
-    def of(cls, analysis: _Analysis) -> _HitIndex:
-        terms = analysis.terms.tolist()
-        # reversed, so that the first position of each term is the one kept
-        first = dict(zip(reversed(terms), range(len(terms) - 1, -1, -1), strict=True))
-        return cls(first, terms, analysis.fields.tolist(), analysis.counts.tolist())
+    def of(cls, rows: Sequence[_Row], size: int, averages: Sequence[float | None]) -> _Found:
+        hits = _Hits.of(rows)
+        keys = hits.row * size + hits.term
+        # a row's hits go by term id, except followed names, which come last
+        if len(keys) and bool((keys[1:] < keys[:-1]).any()):
+            order = np.argsort(keys, kind="stable")
+        else:
+            order = np.arange(len(keys))
+        average = np.asarray([a or 0.0 for a in averages] + [0.0])[hits.field]
+        norm = np.ones(len(hits.field))
+        some = average > 0
+        norm[some] = 1.0 - B + B * hits.length[some] / average[some]
+        count = hits.count.astype(np.float64)
+        ordered = keys[order]
+        first = np.flatnonzero(np.diff(ordered, prepend=-1))
+        if not len(first):  # no hits: one key that matches nothing
+            ordered, first = np.asarray([-1], dtype=np.int64), np.asarray([0], dtype=np.int64)
+        return cls(
+            size,
+            ordered[first],
+            np.append(first, len(hits.term)),
+            order,
+            hits.term,
+            hits.field,
+            hits.count,
+            count * (K1 + 1.0) / (count + K1 * norm),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -844,6 +1229,9 @@ class _Scores:
     #: whether any profile of the block excludes, or requires, anything
     excluding: bool = True
     requiring: bool = True
+    #: when made for selecting: the best score in each run of _RUN rows (runs × profiles),
+    #: and `total` is -1 wherever a profile cannot pick the row
+    maxima: _Floats | None = None
 
     def column(self, j: int) -> _Column:
         return _Column(self.total[:, j], self.excluded[:, j], self.required[:, j])
@@ -883,27 +1271,49 @@ class _Owners:
     def __init__(self, size: int, owners: list[tuple[int, int, float]]) -> None:
         owners.sort(key=lambda o: (o[1], o[0]))
         terms = np.asarray([o[1] for o in owners], dtype=np.int64)
-        self.profiles = np.asarray([o[0] for o in owners], dtype=np.int64)
+        # 32-bit indices: half the memory traffic of the inner loop (spread)
+        self.profiles = np.asarray([o[0] for o in owners], dtype=np.int32)
         self.weights = np.asarray([o[2] for o in owners], dtype=np.float64)
-        self.start = np.searchsorted(terms, np.arange(size + 1)).astype(np.int64)
+        self.start = np.searchsorted(terms, np.arange(size + 1)).astype(np.int32)
+        #: the profile of each slot (owner × places + field) in spread
+        self.slot_profile = np.repeat(self.profiles, len(FIELDS) + 1)
 
     def __bool__(self) -> bool:
         return len(self.profiles) > 0
 
-    def spread(self, hits: _Hits, reads: _Floats, m: int, base: _Floats | None = None) -> _Floats:
-        """Σ over hits of owner weight × field weight (× base), per row and profile."""
+    def spread(
+        self,
+        hits: _Hits,
+        reads: _Floats,
+        m: int,
+        base: _Floats | None = None,
+        out: _Floats | None = None,
+    ) -> _Floats:
+        """Σ over hits of owner weight × field weight (× base), per row and profile, added
+        in hit order (into `out`, hits.rows × m, when given).
+
+        One element per (hit, owner of its term), made with repeats and flat takes rather
+        than gathers through a hit index: this is the inner loop of ranking."""
+        if out is None:
+            out = np.zeros((hits.rows, m))
         if not self or len(hits.term) == 0:
-            return np.zeros((hits.rows, m))
+            return out
+        places = len(FIELDS) + 1  # reads has a row for each field and followed names
+        # slot = owner × places + field: the owner's weight × its profile's field weight
+        weighted = (self.weights[:, None] * reads[:, self.profiles].T).ravel()
         first = self.start[hits.term]
         counts = self.start[hits.term + 1] - first
-        hit = np.repeat(np.arange(len(counts)), counts)
-        owner = first[hit] + np.arange(len(hit)) - np.repeat(np.cumsum(counts) - counts, counts)
-        profile = self.profiles[owner]
-        value = self.weights[owner] * reads[hits.field[hit], profile]
+        # each hit's first slot, less the place its run of owners starts at in `slot`
+        shift = (first - (np.cumsum(counts) - counts)) * places + hits.field.astype(np.int32)
+        slot = np.repeat(shift, counts)
+        slot += np.arange(0, len(slot) * places, places, dtype=np.int32)
+        value = weighted.take(slot)
         if base is not None:
-            value *= base[hit]
-        cells = np.bincount(hits.row[hit] * m + profile, weights=value, minlength=hits.rows * m)
-        return cells.reshape(hits.rows, m).astype(np.float64, copy=False)
+            value *= np.repeat(base, counts)
+        cell = np.repeat((hits.row * m).astype(np.int32), counts)
+        cell += self.slot_profile.take(slot)
+        np.add.at(out.reshape(-1), cell, value)  # a view: `out` is contiguous
+        return out
 
 
 def _select_block(
@@ -917,20 +1327,10 @@ def _select_block(
     n, m = scores.total.shape
     if n == 0:
         return [[] for _ in profiles]
-    # eligible: matched something (> 0), at least min_score, not excluded, not lacking
-    threshold = np.maximum([p.profile.min_score for p in profiles], np.nextafter(0.0, 1.0))
-    out = scores.total < threshold[None, :]
-    if scores.excluding:
-        out |= scores.excluded
-    if scores.requiring:
-        out |= ~scores.required
-    masked = scores.total  # picks keep their scores; the rest are no longer needed
-    np.copyto(masked, -1.0, where=out)
-    full, tail = divmod(n, _RUN)
-    runs = full + (tail > 0)
-    maxima = masked[: full * _RUN].reshape(full, _RUN, m).max(axis=1)
-    if tail:
-        maxima = np.vstack([maxima, masked[full * _RUN :].max(axis=0)])
+    masked = scores.total
+    maxima = scores.maxima
+    assert maxima is not None, "scores made with selecting=True"
+    runs = len(maxima)
     limits = np.asarray([min(p.profile.max_entries, n) for p in profiles])
     k = int(limits.max())
     best = min(k, runs)
@@ -961,9 +1361,12 @@ def _select_block(
         if prof.profile.max_per_feed is not None:
             picks.append(_select(rows, prof.profile, scores.column(j), order)[0])
         elif ties[j]:
-            column = masked[:, j]
-            tied = np.flatnonzero(column >= last[j])
-            tied = tied[np.lexsort((order[tied], -column[tied]))]
+            # only runs whose best reaches the last wanted score hold such rows
+            reach = np.flatnonzero(maxima[j] >= last[j])
+            tied = (reach[:, None] * _RUN + np.arange(_RUN)[None, :]).ravel()
+            tied = tied[tied < n]
+            tied = tied[masked[tied, j] >= last[j]]
+            tied = tied[np.lexsort((order[tied], -masked[tied, j]))]
             picks.append(tied[:limit].tolist())
         else:
             picks.append(top_rows[j, :limit][top_values[j, :limit] > 0].tolist())

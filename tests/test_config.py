@@ -371,6 +371,39 @@ def test_an_old_profile_gets_the_defaults_of_the_new_keys(tmp_path: Path) -> Non
     assert prof.require == () and prof.authors == () and prof.organisations == ()
     assert dict(prof.fields)["title"] == 2 and dict(prof.fields)["summary"] == 1
     assert (prof.popularity, prof.freshness, prof.max_per_feed) == (0.0, 0.0, None)
+    assert (prof.sections, prof.tags) == ("", ())
+
+
+def test_sections_per_feed_and_per_tag(tmp_path: Path) -> None:
+    text = FEED + (
+        '[profiles.rl]\nkeywords = { RL = 1, RLHF = 2, "reward model" = 1, agent = 1 }\n'
+        'organisations = ["NVIDIA"]\nsections = "tag"\n'
+        '[profiles.rl.tags]\nalignment = ["RLHF", " reward model"]\nlabs = ["NVIDIA", "RL"]\n'
+        '[profiles.feeds]\nkeywords = { RL = 1 }\nsections = "feed"\n'
+    )
+    profiles = load_config(write(tmp_path, text)).profiles
+    assert profiles["rl"].sections == "tag"
+    assert profiles["rl"].tags == (
+        ("alignment", ("RLHF", "reward model")),
+        ("labs", ("NVIDIA", "RL")),
+    )
+    assert (profiles["feeds"].sections, profiles["feeds"].tags) == ("feed", ())
+
+
+def test_check_config_names_the_sections(tmp_path: Path, run_digest: RunDigest) -> None:
+    text = FEED + (
+        '[profiles.rl]\nkeywords = { RL = 1, RLHF = 2 }\nsections = "tag"\n'
+        '[profiles.rl.tags]\nalignment = ["RLHF"]\nplanning = ["RL"]\n'
+        '[profiles.feeds]\nkeywords = { RL = 1 }\nsections = "feed"\n'
+        "[profiles.plain]\nkeywords = { RL = 1 }\n"
+    )
+    result = run_digest("check-config", str(write(tmp_path, text)))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "rl: RL, RLHF; max 20, min score 1; sections by tag: alignment, planning" in result.stdout
+    )
+    assert "feeds: RL; max 20, min score 1; sections by feed" in result.stdout
+    assert "plain: RL; max 20, min score 1\n" in result.stdout
 
 
 PROFILE_ERRORS = {
@@ -397,6 +430,28 @@ PROFILE_ERRORS = {
     "require empty": ('keywords = { RL = 1 }\nrequire = [" "]', "require[0]", "non-empty"),
     "max_per_feed zero": ("keywords = { RL = 1 }\nmax_per_feed = 0", "max_per_feed", "at least 1"),
     "negative popularity": ("keywords = { RL = 1 }\npopularity = -1", "popularity", "negative"),
+    "unknown sections": (
+        'keywords = { RL = 1 }\nsections = "topic"',
+        "sections",
+        'must be "feed" or "tag", not \'topic\'',
+    ),
+    "sections not a string": ("keywords = { RL = 1 }\nsections = true", "sections", "a string"),
+    "tag sections without tags": ('keywords = { RL = 1 }\nsections = "tag"', "tags", "missing"),
+    "tags without tag sections": (
+        'keywords = { RL = 1 }\nsections = "feed"\ntags = { rl = ["RL"] }',
+        "tags",
+        'only used with sections = "tag"',
+    ),
+    "tag term not a keyword": (
+        'keywords = { RL = 1 }\nsections = "tag"\ntags = { rl = ["RL", "DPO"] }',
+        "tags.rl[1]",
+        "'DPO' is not one of the profile's keywords",
+    ),
+    "tag not a list": (
+        'keywords = { RL = 1 }\nsections = "tag"\ntags = { rl = "RL" }',
+        "tags.rl",
+        "non-empty list",
+    ),
 }
 
 

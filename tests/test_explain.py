@@ -82,3 +82,26 @@ def test_explain_one_entry_by_url_and_refuse_an_unknown_one(
     assert (
         "not found in the state file's last 30 days: https://example.org/nothing" in unknown.stderr
     )
+
+
+def test_explain_names_each_picks_section(example_dir: Path, run_digest: RunDigest) -> None:
+    config = example_dir / "config.example.toml"
+    text = config.read_text().replace(
+        'exclude = ["survey"]\n',
+        'exclude = ["survey"]\nsections = "tag"\n'
+        '[profiles.rl.tags]\nalignment = ["RLHF", "reward model", "alignment"]\n'
+        'policies = ["reinforcement learning", "policy optimization"]\n',
+        1,
+    )
+    config.write_text(text)
+    assert run_digest("collect", "--config", str(config), "--now", NOW).returncode == 0
+    picked = [
+        s for s in blocks(explain(run_digest, config, "--now", NOW)).values() if "picked" in s
+    ]
+    sections = [re.fullmatch(r"\d+\. picked, in section '(\w+)'", s) for s in picked]
+    assert picked and all(sections), picked
+    names = [m[1] for m in sections if m]
+    assert set(names) <= {"alignment", "policies", "Other"} and "alignment" in names
+    # grouped: once a section ends it does not come back
+    runs = [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n]
+    assert len(runs) == len(set(runs))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 from factories import NOW, entry, profile
 from hypothesis import given
 from hypothesis import strategies as st
 
-from digest.models import Boost, Entry, Match, Profile
+from digest.models import Boost, Entry, Match, Pick, Profile
 from digest.rank import (
     Collection,
     KeywordRanker,
@@ -371,6 +372,57 @@ def test_max_per_feed_keeps_one_busy_feed_from_filling_the_digest() -> None:
     assert set(reasons.values()) == {"max_per_feed 2 reached for feed 'busy'"}
 
 
+def sections_of(picks: Sequence[Pick]) -> list[tuple[str, str]]:
+    return [(p.section, p.entry.title) for p in picks]
+
+
+def test_sections_per_feed_put_the_best_section_first_and_keep_score_order_within() -> None:
+    entries = [
+        entry("RL agent planning", "RL", feeds=["arxiv"]),  # the best pick
+        entry("RL", feeds=["arxiv", "blog"]),  # its first feed names its section
+        entry("RL planning", "RL RL", feeds=["blog"]),
+        entry("RL agent", feeds=["blog"]),
+        entry("planning", feeds=["news"]),  # below max_entries: left out
+    ]
+    prof = profile({"RL": 1, "agent": 1, "planning": 1}, max_entries=4, sections="feed")
+    plain = KeywordRanker().rank(entries, replace(prof, sections=""))
+    got = KeywordRanker().rank(entries, prof)
+    assert [p.entry.title for p in plain][0] == "RL agent planning"
+    assert {p.entry.id for p in got} == {p.entry.id for p in plain}  # max_entries is the total
+    assert sections_of(got) == [
+        ("arxiv", "RL agent planning"),
+        ("arxiv", "RL"),
+        *[("blog", p.entry.title) for p in plain if p.entry.feeds[0] == "blog"],
+    ]
+    assert all(p.section == "" for p in plain)
+
+
+def test_a_pick_goes_under_the_tag_whose_terms_gave_it_most_points() -> None:
+    prof = profile(
+        {"RLHF": 1, "reward model": 1, "agents": 1, "robot": 1},
+        organisations={"NVIDIA": 5.0},
+        sections="tag",
+        tags=(
+            ("alignment", ("RLHF", "reward model")),
+            ("agents", ("agents",)),
+            ("labs", ("NVIDIA",)),
+        ),
+    )
+    entries = [
+        entry("Reward models for agents", "agent"),  # alignment 2, agents 2 + 1
+        entry("RLHF for an agent"),  # a tie, 2 each: the tag listed first
+        entry("A robot"),  # no tag's term: Other
+        entry("Robot", organisation="NVIDIA"),  # a followed organisation: 5 points
+    ]
+    got = {p.entry.title: p.section for p in KeywordRanker().rank(entries, prof)}
+    assert got == {
+        "Reward models for agents": "agents",
+        "RLHF for an agent": "alignment",
+        "A robot": "Other",
+        "Robot": "labs",
+    }
+
+
 def test_repeating_a_term_saturates() -> None:
     prof = profile({"robot": 1}, fields={"title": 0})
     once = points(entry("x", "robot"), prof)
@@ -599,3 +651,26 @@ def test_the_fast_top_of_many_rows_equals_the_exact_order_with_ties(
     fast = ranker.rank_many(entries, profs)
     for prof, picks in zip(profs, fast, strict=True):
         assert picks == list(ranker.ranking(entries, prof).picks)
+
+
+@given(entry_lists(), st.lists(profiles(), min_size=1, max_size=3))
+def test_sections_are_the_same_however_the_picks_are_made(
+    entries: list[Entry], profs: list[Profile]
+) -> None:
+    tags = (("robots", ("robot", "rob*")), ("learning", ("learn*", "RL", "reward model")))
+    profs = [
+        replace(p, sections="tag", tags=tags) if i % 2 else replace(p, sections="feed")
+        for i, p in enumerate(profs)
+    ]
+    ranker = KeywordRanker(profs, collection=entries)
+    explained = ranker.rank_many(entries, profs)
+    bare = ranker.rank_many(entries, profs, explained=False)
+    for prof, picks, scores_only in zip(profs, explained, bare, strict=True):
+        assert sections_of(picks) == sections_of(scores_only)
+        assert picks == list(ranker.ranking(entries, prof).picks)
+        # grouped: a section, once left, never comes back
+        seen = [
+            s for i, (s, _) in enumerate(sections_of(picks)) if i == 0 or picks[i - 1].section != s
+        ]
+        assert len(seen) == len(set(seen))
+        assert all(p.section for p in picks)
