@@ -10,6 +10,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis's per-example deadline (200 ms) times this shared 2-core machine's noise, not our
+# code: property tests check results, and benchmarks under bench/ measure speed.
+settings.register_profile("digest", deadline=None)
+settings.load_profile("digest")
 
 pytest_plugins = ["servers"]
 
