@@ -312,7 +312,11 @@ class Store:
 
     def prune(self, now: datetime, keep_days: int) -> int:
         """Forget entries first seen more than keep_days ago, keeping their identity keys
-        (16 bytes each) so that none of them ever comes back as new. Returns how many."""
+        (16 bytes each) so that none of them ever comes back as new, and the record of
+        whom they were sent to, which only kept them out of later digests. Returns how many.
+
+        Also drops the message of any digest that went out (state files from before
+        mark_done did so): the outbox needs a message only until the server accepts it."""
         cutoff = _ts(now - timedelta(days=keep_days))
         old = "SELECT id FROM entries WHERE first_seen < ?"
         with self._transaction() as db:
@@ -320,6 +324,11 @@ class Store:
                 f"UPDATE entry_keys SET entry_id = NULL WHERE entry_id IN ({old})", (cutoff,)
             )
             db.execute(f"DELETE FROM entry_feeds WHERE entry_id IN ({old})", (cutoff,))
+            db.execute(f"DELETE FROM delivered_entries WHERE entry_id IN ({old})", (cutoff,))
+            db.execute(
+                "UPDATE deliveries SET message = NULL WHERE message IS NOT NULL AND status IN "
+                f"({', '.join(repr(s) for s in sorted(DONE))})"
+            )
             return db.execute("DELETE FROM entries WHERE first_seen < ?", (cutoff,)).rowcount
 
     def entry_keys_count(self) -> int:
@@ -415,7 +424,8 @@ class Store:
     def mark_done(
         self, reader: str, local_date: date, status: str, target: str, *, attempts: int
     ) -> None:
-        """A pending digest was accepted (the server's 250) or written: one transaction."""
+        """A pending digest was accepted (the server's 250) or written: one transaction. Its
+        message is dropped with it: only a digest still to send needs one."""
         with self._transaction() as db:
             key = (reader, local_date.isoformat())
             row = db.execute(
@@ -426,7 +436,8 @@ class Store:
             if row is None:
                 raise StateError(f"no pending digest for {reader} on {local_date}")
             db.execute(
-                """UPDATE deliveries SET status = ?, target = ?, attempts = ?, last_error = NULL
+                """UPDATE deliveries SET status = ?, target = ?, attempts = ?, last_error = NULL,
+                       message = NULL
                    WHERE reader = ? AND local_date = ?""",
                 (status, target, attempts, *key),
             )

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -107,6 +108,31 @@ def test_a_runs_pending_digests_are_stored_all_or_none(tmp_path: Path) -> None:
         assert [store.delivery(f"r{i}", day) for i in range(2)] == [None, None]
         store.record_deliveries(pending[:2])
         assert [store.delivery(f"r{i}", day) for i in range(3)] == pending
+
+
+def test_a_sent_digest_keeps_no_message_and_pruning_forgets_whom_old_entries_went_to(
+    tmp_path: Path,
+) -> None:
+    day = date(2026, 11, 20)
+    with Store.open(tmp_path / "s.sqlite") as store:
+        store.record_feed(
+            "https://a.example/feed", "a", T0, status="200", candidates=cands("a", "x")
+        )
+        (entry,) = store.new_entries("r", T0 - timedelta(hours=1), T0)
+        pending = Delivery("r", day, "pending", "<m@x>", (entry.id,), T0, T0, message=b"raw")
+        store.record_delivery(pending)
+        assert store.delivery("r", day).message == b"raw"  # type: ignore[union-attr]
+        store.mark_done("r", day, "sent", "r@example.org", attempts=1)
+        assert store.delivery("r", day).message is None  # type: ignore[union-attr]
+        # an older state file kept sent messages: pruning drops them
+        store.record_delivery(replace(pending, local_date=day - timedelta(days=1), status="sent"))
+        store.prune(T0 + timedelta(days=10), keep_days=30)
+        assert store.delivery("r", day - timedelta(days=1)).message is None  # type: ignore[union-attr]
+        assert store.count_entries() == 1
+        store.prune(T0 + timedelta(days=31), keep_days=30)
+        assert store.count_entries() == 0
+    with closing(sqlite3.connect(tmp_path / "s.sqlite")) as db:
+        assert db.execute("SELECT count(*) FROM delivered_entries").fetchone()[0] == 0
 
 
 def test_failed_fetch_keeps_old_validators_out(tmp_path: Path) -> None:
