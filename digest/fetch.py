@@ -13,6 +13,7 @@ import sys
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -305,20 +306,7 @@ class _Fetcher:
 
 
 def _with_move(result: FetchResult, moved: str | None) -> FetchResult:
-    if moved is None:
-        return result
-    return FetchResult(
-        result.feed,
-        status=result.status,
-        url=result.url,
-        body=result.body,
-        etag=result.etag,
-        last_modified=result.last_modified,
-        content_type=result.content_type,
-        error=result.error,
-        moved_to=moved,
-        retry_after=result.retry_after,
-    )
+    return result if moved is None else replace(result, moved_to=moved)
 
 
 class _TooLarge(Exception):

@@ -198,17 +198,8 @@ def test_example_digest_reads_well_in_chromium(
 ) -> None:
     browser = chromium()
     layout = measure(browser, example_html, width, tmp_path)
-
-    assert layout["innerWidth"] == width, layout  # the viewport really is that narrow
-    assert layout["scrollWidth"] <= layout["innerWidth"], (
-        f"horizontal scrolling at {width} px: content is {layout['scrollWidth']} px wide; "
-        f"widest elements: {layout['wide']}"
-    )
+    assert_reads_well(layout, width)
     assert layout["links"], "the example digest links to its papers"
-    not_http = [link for link in layout["links"] if not _is_http(link["href"])]
-    assert not_http == [], not_http
-    assert layout["images"] == 0
-    assert layout["backgrounds"] == 0, "no background images either"
 
     height = min(max(int(layout["scrollHeight"]), 600), 16000)
     screenshot(browser, example_html, width, height, tmp_path)
@@ -245,13 +236,23 @@ def test_a_digest_with_sections_reads_well_in_chromium(
 ) -> None:
     browser = chromium()
     layout = measure(browser, sectioned_html, width, tmp_path)
-    assert layout["innerWidth"] == width, layout
-    assert layout["scrollWidth"] <= layout["innerWidth"], (
-        f"horizontal scrolling at {width} px: {layout['wide']}"
-    )
+    assert_reads_well(layout, width)
     assert len(layout["links"]) == 4
     height = min(max(int(layout["scrollHeight"]), 600), 16000)
     screenshot(browser, sectioned_html, width, height, tmp_path)
+
+
+def assert_reads_well(layout: dict[str, Any], width: int) -> None:
+    """What a reader would notice at this width: sideways scrolling, odd links, images."""
+    assert layout["innerWidth"] == width, layout  # the viewport really is that narrow
+    assert layout["scrollWidth"] <= layout["innerWidth"], (
+        f"horizontal scrolling at {width} px: content is {layout['scrollWidth']} px wide; "
+        f"widest elements: {layout['wide']}"
+    )
+    not_http = [link for link in layout["links"] if not _is_http(link["href"])]
+    assert not_http == [], not_http
+    assert layout["images"] == 0
+    assert layout["backgrounds"] == 0, "no background images either"
 
 
 def _is_http(href: str | None) -> bool:
