@@ -26,10 +26,12 @@ How a score is made (the README's "Reading a digest's why line" says the same fo
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -294,6 +296,20 @@ def _where(matches: list[Match]) -> str:
     if matches[0].follow:
         return "followed"
     return " + ".join(m.field + (f" ×{m.count}" if m.count > 1 else "") for m in matches)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Ranking makes hundreds of thousands of records and no reference cycles; the cyclic
+    garbage collector, run every 700 allocations, would walk them all again and again
+    (a seventh of the time at 10,000 profiles)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # --- matching ----------------------------------------------------------------------------
@@ -648,12 +664,13 @@ class KeywordRanker:
         self._averages: list[float | None] = []
         self._collection = collection if isinstance(collection, Collection) else NO_STATISTICS
         self._collection_entries: Sequence[Entry] | None = None
-        for profile in profiles:
-            self._compiled(profile)
-        if collection is not None and not isinstance(collection, Collection):
-            # taken again whenever a profile ranked later brings new terms
-            self._collection_entries = collection
-            self._collection = self.statistics(collection)
+        with _collector_paused():
+            for profile in profiles:
+                self._compiled(profile)
+            if collection is not None and not isinstance(collection, Collection):
+                # taken again whenever a profile ranked later brings new terms
+                self._collection_entries = collection
+                self._collection = self.statistics(collection)
 
     @property
     def collection(self) -> Collection:
@@ -671,16 +688,23 @@ class KeywordRanker:
         `explained=False`: the picks carry their score but no matches or boosts, for a caller
         that shows no reasons (building them is most of the cost for many profiles); those
         of profiles with sections = "tag" are explained to find their tag, then stripped."""
+        with _collector_paused():
+            return self._rank_many(entries, profiles, explained)
+
+    def _rank_many(
+        self, entries: Sequence[Entry], profiles: Sequence[Profile], explained: bool
+    ) -> list[list[Pick]]:
         compiled = [self._compiled(p) for p in profiles]
         rows = self._rows_for(entries)
         order = _tiebreak(rows)
         result: list[list[Pick]] = []
         found = _Found.of(rows, self._vocabulary.size, self._factors()[1]) if explained else None
         seen = _Made()
+        steps: dict[tuple[int, int], tuple[_Hits, _Floats]] = {}
         buffer = np.empty(len(rows) * min(len(compiled), _PROFILE_BLOCK))
         for start in range(0, len(compiled), _PROFILE_BLOCK):
             block = compiled[start : start + _PROFILE_BLOCK]
-            scores = self._scores(rows, block, selecting=True, buffer=buffer)
+            scores = self._scores(rows, block, selecting=True, buffer=buffer, steps=steps)
             chosen = _select_block(rows, block, scores, order)
             if found is not None:
                 explained_block = self._explain_block(
@@ -897,26 +921,27 @@ class KeywordRanker:
         *,
         selecting: bool = False,
         buffer: _Floats | None = None,
+        steps: dict[tuple[int, int], tuple[_Hits, _Floats]] | None = None,
     ) -> _Scores:
         """Every profile's scores of every row, from the rows' hits in a few array operations.
 
         `selecting`: also set the score of every row a profile cannot pick to -1 and take
         the maxima of each run of rows (for _select_block), while each part is in cache.
         `buffer`: at least rows × profiles floats to hold the scores, reused from block to
-        block because fresh memory costs a page fault per 4 KiB on first touch."""
+        block because fresh memory costs a page fault per 4 KiB on first touch.
+        `steps`: the hits of each run of rows with their rarity × saturation, kept from
+        block to block (they do not depend on the profiles)."""
         n, m = len(rows), len(profiles)
         size = self._vocabulary.size
-        weighted = _Owners(
+        weighted = _Owners.of(
             size,
-            [(j, tid, w) for j, p in enumerate(profiles) for _, tid, w in p.keywords]
-            + [(j, tid, w) for j, p in enumerate(profiles) for _, tid, w, _ in p.follows],
+            [
+                [(tid, w) for _, tid, w in p.keywords] + [(tid, w) for _, tid, w, _ in p.follows]
+                for p in profiles
+            ],
         )
-        excluding = _Owners(
-            size, [(j, t, 1.0) for j, p in enumerate(profiles) for _, t in p.exclude]
-        )
-        requiring = _Owners(
-            size, [(j, t, 1.0) for j, p in enumerate(profiles) for _, t in p.require]
-        )
+        excluding = _Owners.of(size, [[(t, 1.0) for _, t in p.exclude] for p in profiles])
+        requiring = _Owners.of(size, [[(t, 1.0) for _, t in p.require] for p in profiles])
         # the weight of each field, and of the followed-name pseudo-field, for each profile
         reads = np.ones((len(FIELDS) + 1, m))
         for j, p in enumerate(profiles):
@@ -938,10 +963,16 @@ class KeywordRanker:
         for start in range(0, n, step):  # each step on a block that stays in cache
             part = rows[start : start + step]
             stop = start + len(part)
-            hits = _Hits.of(part)
+            if steps is None or (start, stop) not in steps:
+                hits = _Hits.of(part)
+                base = self._base(hits)
+                if steps is not None:
+                    steps[start, stop] = hits, base
+            else:
+                hits, base = steps[start, stop]
             cells = total[start:stop]
             cells.fill(0.0)
-            weighted.spread(hits, reads, m, self._base(hits), out=cells)
+            weighted.spread(hits, reads, m, base, out=cells)
             if weighing:
                 cells *= feed_weight[start:stop, None]
             if boosted:
@@ -1268,15 +1299,26 @@ class _Hits:
 class _Owners:
     """Term id → the profiles using it, with their weights: a compressed sparse row."""
 
-    def __init__(self, size: int, owners: list[tuple[int, int, float]]) -> None:
-        owners.sort(key=lambda o: (o[1], o[0]))
-        terms = np.asarray([o[1] for o in owners], dtype=np.int64)
+    def __init__(self, size: int, profiles: _Ints, terms: _Ints, weights: _Floats) -> None:
+        by = np.lexsort((profiles, terms))  # by term, then profile
+        terms = terms[by]
         # 32-bit indices: half the memory traffic of the inner loop (spread)
-        self.profiles = np.asarray([o[0] for o in owners], dtype=np.int32)
-        self.weights = np.asarray([o[2] for o in owners], dtype=np.float64)
+        self.profiles = profiles[by].astype(np.int32)
+        self.weights = weights[by]
         self.start = np.searchsorted(terms, np.arange(size + 1)).astype(np.int32)
         #: the profile of each slot (owner × places + field) in spread
         self.slot_profile = np.repeat(self.profiles, len(FIELDS) + 1)
+
+    @classmethod
+    def of(cls, size: int, owned: Sequence[Sequence[tuple[int, float]]]) -> _Owners:
+        """From each profile's (term id, weight) pairs."""
+        pairs = list(itertools.chain.from_iterable(owned))
+        return cls(
+            size,
+            np.repeat(np.arange(len(owned)), [len(o) for o in owned]),
+            np.fromiter((t for t, _ in pairs), dtype=np.int64, count=len(pairs)),
+            np.fromiter((w for _, w in pairs), dtype=np.float64, count=len(pairs)),
+        )
 
     def __bool__(self) -> bool:
         return len(self.profiles) > 0
