@@ -1356,13 +1356,16 @@ class _Owners:
         first = self.start[hits.term]
         counts = self.start[hits.term + 1] - first
         # each hit's first slot, less the place its run of owners starts at in `slot`
-        shift = (first - (np.cumsum(counts) - counts)) * places + hits.field.astype(np.int32)
-        slot = np.repeat(shift, counts)
+        ends = np.cumsum(counts, dtype=np.int32)
+        shift = (first - (ends - counts)) * places + hits.field.astype(np.int32)
+        # one repeat, then takes from the hits' small arrays, which stay in cache
+        hit = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+        slot = shift.take(hit)
         slot += np.arange(0, len(slot) * places, places, dtype=np.int32)
         value = weighted.take(slot)
         if base is not None:
-            value *= np.repeat(base, counts)
-        cell = np.repeat((hits.row * m).astype(np.int32), counts)
+            value *= base.take(hit)
+        cell = (hits.row * m).astype(np.int32).take(hit)
         cell += self.slot_profile.take(slot)
         np.add.at(out.reshape(-1), cell, value)  # a view: `out` is contiguous
         return out
