@@ -29,12 +29,16 @@ import dataclasses
 import gc
 import itertools
 import math
+import multiprocessing
+import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from multiprocessing.connection import Connection
 from typing import Protocol, cast
 
 import ahocorasick
@@ -296,6 +300,66 @@ def _where(matches: list[Match]) -> str:
     if matches[0].follow:
         return "followed"
     return " + ".join(m.field + (f" ×{m.count}" if m.count > 1 else "") for m in matches)
+
+
+class _Helper:
+    """A forked process that scores and selects blocks of profiles, sending each block's
+    picks back as it finishes them."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, pipe: Connection) -> None:
+        self._process = process
+        self._pipe = pipe
+
+    @classmethod
+    def start(
+        cls,
+        ranker: KeywordRanker,
+        rows: Sequence[_Row],
+        blocks: Sequence[Sequence[_Profile]],
+        order: _Ints,
+    ) -> _Helper | None:
+        """The helper, or None when no process can be forked here."""
+        context = multiprocessing.get_context("fork")
+        receiving, sending = context.Pipe(duplex=False)
+
+        def work() -> None:
+            receiving.close()
+            steps: dict[tuple[int, int], tuple[_Hits, _Floats]] = {}
+            buffer = np.empty(len(rows) * max(len(b) for b in blocks))
+            with sending:
+                for block in blocks:
+                    sending.send(ranker._selected(rows, block, order, buffer, steps))
+
+        process = context.Process(target=work, name="digest-rank", daemon=True)
+        try:
+            process.start()
+        except (OSError, AssertionError):  # no fork left, or a daemon cannot have children
+            receiving.close()
+            sending.close()
+            return None
+        sending.close()
+        return cls(process, receiving)
+
+    def receive(self) -> tuple[list[list[int]], list[float]] | None:
+        """The next block's picks and scores; None once the helper has failed."""
+        try:
+            return cast(tuple[list[list[int]], list[float]], self._pipe.recv())
+        except (EOFError, OSError):
+            return None
+
+    def close(self) -> None:
+        self._pipe.close()
+        if self._process.is_alive():  # the caller stopped early
+            self._process.kill()
+        self._process.join()
+
+
+def _shares(blocks: int, helpers: int) -> list[int]:
+    """`blocks` split into `helpers` runs as even as can be."""
+    if helpers < 1:
+        return []
+    size, extra = divmod(blocks, helpers)
+    return [size + (k < extra) for k in range(helpers) if size + (k < extra)]
 
 
 @contextmanager
@@ -647,6 +711,8 @@ class KeywordRanker:
     them from (the pipeline passes what the state file holds); None: no statistics.
     `now`: the instant freshness is measured from; None: each entry's first-seen time, so
     that its age is how old it was when it arrived.
+    `workers`: processes ranking more than one block of profiles (_PROFILE_BLOCK) may use;
+    None: one per core this process may run on.
     """
 
     def __init__(
@@ -656,7 +722,11 @@ class KeywordRanker:
         feed_weights: Mapping[str, float] | None = None,
         collection: Collection | Sequence[Entry] | None = None,
         now: datetime | None = None,
+        workers: int | None = None,
     ) -> None:
+        self._workers = workers
+        #: the processes the last rank_many used
+        self.last_workers = 1
         self._vocabulary = _Vocabulary()
         self._profiles: dict[Profile, _Profile] = {}
         #: the same, by id(profile): hashing a profile walks all its terms
@@ -706,33 +776,106 @@ class KeywordRanker:
         result: list[list[Pick]] = []
         found = _Found.of(rows, self._vocabulary.size, self._factors()[1]) if explained else None
         seen = _Made()
-        steps: dict[tuple[int, int], tuple[_Hits, _Floats]] = {}
-        buffer = np.empty(len(rows) * min(len(compiled), _PROFILE_BLOCK))
-        for start in range(0, len(compiled), _PROFILE_BLOCK):
-            block = compiled[start : start + _PROFILE_BLOCK]
-            scores = self._scores(rows, block, selecting=True, buffer=buffer, steps=steps)
-            chosen = _select_block(rows, block, scores, order)
+        blocks = [
+            compiled[start : start + _PROFILE_BLOCK]
+            for start in range(0, len(compiled), _PROFILE_BLOCK)
+        ]
+        selected = self._selected_blocks(rows, blocks, order, explained)
+        for block, (chosen, picked) in zip(blocks, selected, strict=True):
             if found is not None:
-                explained_block = self._explain_block(
-                    rows, block, chosen, scores.total, found, seen
-                )
+                explained_block = self._explain_block(rows, block, chosen, picked, found, seen)
                 result += [
                     sectioned(p, c.profile) for p, c in zip(explained_block, block, strict=True)
                 ]
                 continue
+            scores = iter(picked)
             for j, picks in enumerate(chosen):
-                total = scores.total[:, j]
                 profile = block[j].profile
+                totals = list(itertools.islice(scores, len(picks)))
                 if profile.sections == "tag":
-                    tagged = [self._pick(rows[i], block[j], float(total[i])) for i in picks]
+                    tagged = [
+                        self._pick(rows[i], block[j], t) for i, t in zip(picks, totals, strict=True)
+                    ]
                     bare = [replace(p, matches=(), boosts=()) for p in sectioned(tagged, profile)]
                     result.append(bare)
                     continue
                 plain = [
-                    Pick(rows[i].entry, float(total[i]), (), rows[i].feed_weight) for i in picks
+                    Pick(rows[i].entry, t, (), rows[i].feed_weight)
+                    for i, t in zip(picks, totals, strict=True)
                 ]
                 result.append(sectioned(plain, profile))
         return result
+
+    def _selected_blocks(
+        self,
+        rows: Sequence[_Row],
+        blocks: Sequence[Sequence[_Profile]],
+        order: _Ints,
+        explained: bool,
+    ) -> Iterator[tuple[list[list[int]], list[float]]]:
+        """Each block's picks (row indices per profile) and their scores, in one list.
+
+        With more than one block and more than one worker, helper processes (forked, so
+        they share what this one has read) score and select the later blocks while this
+        one does the first few and explains them all: scoring is array work, explaining
+        Python that holds the GIL, so threads would not run them side by side."""
+        self._factors()  # made before forking, once
+        helpers = min(self._helpers(), len(blocks) - 1)
+        # this process also explains every block: it takes fewer of them
+        own = len(blocks) if helpers < 1 else max(1, len(blocks) // (2 * (helpers + 1)))
+        if not explained and helpers >= 1:
+            own = max(1, len(blocks) // (helpers + 1))
+        shares = _shares(len(blocks) - own, helpers)
+        started: list[tuple[_Helper | None, range]] = []
+        try:
+            first = own
+            for share in shares:
+                span = range(first, first + share)
+                started.append((_Helper.start(self, rows, [blocks[k] for k in span], order), span))
+                first += share
+            self.last_workers = 1 + sum(helper is not None for helper, _ in started)
+            steps: dict[tuple[int, int], tuple[_Hits, _Floats]] = {}
+            buffer = np.empty(len(rows) * max((len(b) for b in blocks), default=0))
+            for k in range(own):
+                yield self._selected(rows, blocks[k], order, buffer, steps)
+            for helper, span in started:
+                for k in span:
+                    done = helper.receive() if helper is not None else None
+                    if done is None:  # the helper failed or could not start: do it here
+                        helper = None
+                        done = self._selected(rows, blocks[k], order, buffer, steps)
+                    yield done
+        finally:
+            for helper, _ in started:
+                if helper is not None:
+                    helper.close()
+
+    def _helpers(self) -> int:
+        """How many helper processes to fork: workers - 1, by default one per spare core.
+
+        None in a process running other threads (a scheduler's): a fork copies whatever
+        locks they hold, held."""
+        if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+            return 0
+        workers = self._workers
+        if workers is None:
+            cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+            workers = len(cores) if cores is not None else (os.cpu_count() or 1)
+        return max(0, workers - 1)
+
+    def _selected(
+        self,
+        rows: Sequence[_Row],
+        block: Sequence[_Profile],
+        order: _Ints,
+        buffer: _Floats,
+        steps: dict[tuple[int, int], tuple[_Hits, _Floats]],
+    ) -> tuple[list[list[int]], list[float]]:
+        scores = self._scores(rows, block, selecting=True, buffer=buffer, steps=steps)
+        chosen = _select_block(rows, block, scores, order)
+        pick_row = np.asarray([i for picks in chosen for i in picks], dtype=np.int64)
+        pick_of = np.repeat(np.arange(len(block)), [len(picks) for picks in chosen])
+        return chosen, scores.total[pick_row, pick_of].tolist()
 
     def score_matrix(self, entries: Sequence[Entry], profiles: Sequence[Profile]) -> _Floats:
         """Every profile's score of every entry: an entries × profiles array, 0 for entries
@@ -1051,14 +1194,15 @@ class KeywordRanker:
         rows: Sequence[_Row],
         block: Sequence[_Profile],
         chosen: Sequence[Sequence[int]],
-        total: _Floats,
+        scores: Sequence[float],
         found: _Found,
         seen: _Made,
     ) -> list[list[Pick]]:
         """The picks of a block of profiles with their contributions, as _pick makes them,
         with the arithmetic done in arrays for every (pick, keyword) pair at once.
 
-        `seen`: the Match records made for earlier blocks."""
+        `scores`: the picks' scores, profile by profile; `seen`: the Match records made for
+        earlier blocks."""
         m = len(block)
         pick_row = np.asarray([i for picks in chosen for i in picks], dtype=np.int64)
         pick_of = np.repeat(np.arange(m), [len(picks) for picks in chosen])
@@ -1143,7 +1287,6 @@ class KeywordRanker:
                 distinct.append(match)
             made = [distinct[i] for i in inverse.tolist()]
         result: list[list[Pick]] = []
-        scores = total[pick_row, pick_of].tolist() if len(pick_row) else []
         # one iterator over every pick of the block: each profile's loop takes its own picks
         # (zip asks `picks` first, so it never takes one more than the profile has)
         spans = zip(bounds[:-1], bounds[1:], scores, strict=True)
