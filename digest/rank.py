@@ -33,11 +33,11 @@ import multiprocessing
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from multiprocessing.connection import Connection
 from typing import Protocol, cast
 
@@ -302,6 +302,10 @@ def _where(matches: list[Match]) -> str:
     return " + ".join(m.field + (f" ×{m.count}" if m.count > 1 else "") for m in matches)
 
 
+#: a block's picks (row indices, per profile) and their scores, in one list
+_Selected = tuple[list[list[int]], list[float]]
+
+
 class _Helper:
     """A forked process that scores and selects blocks of profiles, sending each block's
     picks back as it finishes them."""
@@ -311,24 +315,16 @@ class _Helper:
         self._pipe = pipe
 
     @classmethod
-    def start(
-        cls,
-        ranker: KeywordRanker,
-        rows: Sequence[_Row],
-        blocks: Sequence[Sequence[_Profile]],
-        order: _Ints,
-    ) -> _Helper | None:
-        """The helper, or None when no process can be forked here."""
+    def start(cls, results: Callable[[], Iterable[object]]) -> _Helper | None:
+        """A helper sending each of `results()`, or None when no process can be forked."""
         context = multiprocessing.get_context("fork")
         receiving, sending = context.Pipe(duplex=False)
 
         def work() -> None:
             receiving.close()
-            steps: dict[tuple[int, int], tuple[_Hits, _Floats]] = {}
-            buffer = np.empty(len(rows) * max(len(b) for b in blocks))
             with sending:
-                for block in blocks:
-                    sending.send(ranker._selected(rows, block, order, buffer, steps))
+                for result in results():
+                    sending.send(result)
 
         process = context.Process(target=work, name="digest-rank", daemon=True)
         try:
@@ -340,10 +336,10 @@ class _Helper:
         sending.close()
         return cls(process, receiving)
 
-    def receive(self) -> tuple[list[list[int]], list[float]] | None:
-        """The next block's picks and scores; None once the helper has failed."""
+    def receive(self) -> object | None:
+        """The next result; None once the helper has failed."""
         try:
-            return cast(tuple[list[list[int]], list[float]], self._pipe.recv())
+            return cast(object, self._pipe.recv())
         except (EOFError, OSError):
             return None
 
@@ -414,6 +410,9 @@ class _Analysis:
             else:
                 found[tid] = [(field, count)]
         return found
+
+
+_Read = tuple[_Ints, _Ints, _Ints, list[int], list[tuple[int, ...]]]
 
 
 class _StemIds(dict[str, int]):
@@ -551,14 +550,59 @@ class _Vocabulary:
     def size(self) -> int:
         return len(self.ids)
 
-    def analyse(self, entries: Sequence[Entry]) -> list[_Analysis]:
-        """Read the entries, in one pass of the trie (and of the automaton) per batch."""
-        found: list[_Analysis] = []
-        for start in range(0, len(entries), _READ_BATCH):
-            found += self._analyse(entries[start : start + _READ_BATCH])
-        return found
+    def analyse(self, entries: Sequence[Entry], helpers: int = 0) -> list[_Analysis]:
+        """Read the entries, in one pass of the trie (and of the automaton) per batch;
+        with `helpers`, forked processes read the later batches meanwhile."""
+        batches = [
+            entries[start : start + _READ_BATCH] for start in range(0, len(entries), _READ_BATCH)
+        ]
+        helpers = min(helpers, len(batches) - 1)
+        own = len(batches) // (helpers + 1) if helpers > 0 else len(batches)
+        started: list[tuple[_Helper | None, range]] = []
+        if helpers > 0:
+            self._built()  # before forking: a helper's would be lost
+            self._trie()
+        try:
+            first = own
+            for share in _shares(len(batches) - own, helpers):
+                span = range(first, first + share)
+                mine = [batches[k] for k in span]
+                started.append((_Helper.start(partial(map, self._read, mine)), span))
+                first += share
+            found: list[_Analysis] = []
+            for batch in batches[:own]:
+                found += self._split(batch, self._read(batch))
+            for helper, span in started:
+                for k in span:
+                    read = cast(_Read | None, helper.receive() if helper is not None else None)
+                    if read is None:  # the helper failed or could not start: read it here
+                        helper = None
+                        read = self._read(batches[k])
+                    found += self._split(batches[k], read)
+            return found
+        finally:
+            for helper, _ in started:
+                if helper is not None:
+                    helper.close()
 
-    def _analyse(self, entries: Sequence[Entry]) -> list[_Analysis]:
+    def _split(self, entries: Sequence[Entry], read: _Read) -> list[_Analysis]:
+        """Each entry's part of what `_read` found, with the names it follows."""
+        tids_of, fields, counts, bounds, lengths = read
+        result = []
+        for i, entry in enumerate(entries):
+            a, b = bounds[i], bounds[i + 1]
+            terms, where, count = tids_of[a:b], fields[a:b], counts[a:b]
+            followed = self._followed(entry) if self._follows else []
+            if followed:  # after the terms found in text, whatever their ids
+                terms = np.concatenate([terms, np.asarray(followed, dtype=np.int64)])
+                where = np.concatenate([where, np.full(len(followed), _FOLLOW)])
+                count = np.concatenate([count, np.ones(len(followed), dtype=np.int64)])
+            result.append(_Analysis(terms, where, count, lengths[i]))
+        return result
+
+    def _read(self, entries: Sequence[Entry]) -> _Read:
+        """Every (entry, term, field) found and its count, by entry, term and field; where
+        each entry's run starts (one more: the end); each entry's field lengths."""
         automaton = self._built()
         trie = self._trie()
         nfields = len(FIELDS)
@@ -618,17 +662,7 @@ class _Vocabulary:
         owned, fields = np.divmod(cells, nfields)
         entry_of, tids_of = np.divmod(owned, size)
         bounds = np.searchsorted(entry_of, np.arange(len(entries) + 1))
-        result = []
-        for i, entry in enumerate(entries):
-            a, b = bounds[i], bounds[i + 1]
-            terms, where, count = tids_of[a:b], fields[a:b], counts[a:b]
-            followed = self._followed(entry) if self._follows else []
-            if followed:  # after the terms found in text, whatever their ids
-                terms = np.concatenate([terms, np.asarray(followed, dtype=np.int64)])
-                where = np.concatenate([where, np.full(len(followed), _FOLLOW)])
-                count = np.concatenate([count, np.ones(len(followed), dtype=np.int64)])
-            result.append(_Analysis(terms, where, count, lengths[i]))
-        return result
+        return tids_of, fields, counts, bounds.tolist(), lengths
 
     def _followed(self, entry: Entry) -> list[int]:
         names = [follow_key("authors", n) for n in entry.authors]
@@ -812,7 +846,7 @@ class KeywordRanker:
         blocks: Sequence[Sequence[_Profile]],
         order: _Ints,
         explained: bool,
-    ) -> Iterator[tuple[list[list[int]], list[float]]]:
+    ) -> Iterator[_Selected]:
         """Each block's picks (row indices per profile) and their scores, in one list.
 
         With more than one block and more than one worker, helper processes (forked, so
@@ -831,7 +865,8 @@ class KeywordRanker:
             first = own
             for share in shares:
                 span = range(first, first + share)
-                started.append((_Helper.start(self, rows, [blocks[k] for k in span], order), span))
+                mine = [blocks[k] for k in span]
+                started.append((_Helper.start(partial(self._select_all, rows, mine, order)), span))
                 first += share
             self.last_workers = 1 + sum(helper is not None for helper, _ in started)
             steps: dict[tuple[int, int], tuple[_Hits, _Floats]] = {}
@@ -840,7 +875,7 @@ class KeywordRanker:
                 yield self._selected(rows, blocks[k], order, buffer, steps)
             for helper, span in started:
                 for k in span:
-                    done = helper.receive() if helper is not None else None
+                    done = cast(_Selected | None, helper.receive() if helper else None)
                     if done is None:  # the helper failed or could not start: do it here
                         helper = None
                         done = self._selected(rows, blocks[k], order, buffer, steps)
@@ -863,6 +898,14 @@ class KeywordRanker:
             workers = len(cores) if cores is not None else (os.cpu_count() or 1)
         return max(0, workers - 1)
 
+    def _select_all(
+        self, rows: Sequence[_Row], blocks: Sequence[Sequence[_Profile]], order: _Ints
+    ) -> Iterator[_Selected]:
+        steps: dict[tuple[int, int], tuple[_Hits, _Floats]] = {}
+        buffer = np.empty(len(rows) * max(len(b) for b in blocks))
+        for block in blocks:
+            yield self._selected(rows, block, order, buffer, steps)
+
     def _selected(
         self,
         rows: Sequence[_Row],
@@ -870,7 +913,7 @@ class KeywordRanker:
         order: _Ints,
         buffer: _Floats,
         steps: dict[tuple[int, int], tuple[_Hits, _Floats]],
-    ) -> tuple[list[list[int]], list[float]]:
+    ) -> _Selected:
         scores = self._scores(rows, block, selecting=True, buffer=buffer, steps=steps)
         chosen = _select_block(rows, block, scores, order)
         pick_row = np.asarray([i for picks in chosen for i in picks], dtype=np.int64)
@@ -997,7 +1040,8 @@ class KeywordRanker:
 
     def _analyses_for(self, entries: Sequence[Entry]) -> list[_Analysis]:
         missing = [e for e in entries if e not in self._analyses]
-        for entry, analysis in zip(missing, self._vocabulary.analyse(missing), strict=True):
+        analyses = self._vocabulary.analyse(missing, self._helpers())
+        for entry, analysis in zip(missing, analyses, strict=True):
             self._analyses[entry] = analysis
         return [self._analyses[e] for e in entries]
 

@@ -679,7 +679,9 @@ def test_sections_are_the_same_however_the_picks_are_made(
 
 
 def test_helper_processes_rank_exactly_as_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rank, "_PROFILE_BLOCK", 3)  # 11 profiles: four blocks, three helpers
+    # 11 profiles: four blocks, three helpers; 294 entries: five batches to read, by four
+    monkeypatch.setattr(rank, "_PROFILE_BLOCK", 3)
+    monkeypatch.setattr(rank, "_READ_BATCH", 60)
     words = ["robot", "reward model", "RL", "agents", "diffusion", "survey", "vision"]
     entries = [
         entry(
@@ -712,4 +714,5 @@ def test_helper_processes_rank_exactly_as_one_process(monkeypatch: pytest.Monkey
         expected = alone.rank_many(entries, profs, explained=explained)
         assert helped.rank_many(entries, profs, explained=explained) == expected
         assert (alone.last_workers, helped.last_workers) == (1, 4)
+        assert helped.collection == alone.collection
         assert all(expected) and any(p.matches for p in expected[1]) == explained
