@@ -31,6 +31,7 @@ import itertools
 import math
 import multiprocessing
 import os
+import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -307,16 +308,20 @@ _Selected = tuple[list[list[int]], list[float]]
 
 
 class _Helper:
-    """A forked process that scores and selects blocks of profiles, sending each block's
-    picks back as it finishes them."""
+    """A forked process that works through a share of a job, sending back each result as
+    it finishes it; a thread here takes them in at once, since a helper blocked on a full
+    pipe would wait for this process to finish its own share."""
 
     def __init__(self, process: multiprocessing.process.BaseProcess, pipe: Connection) -> None:
         self._process = process
         self._pipe = pipe
+        self._results: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._taker: threading.Thread | None = None
 
     @classmethod
     def start(cls, results: Callable[[], Iterable[object]]) -> _Helper | None:
-        """A helper sending each of `results()`, or None when no process can be forked."""
+        """A helper sending each of `results()`, or None when no process can be forked.
+        Call `listen` once every helper is forked."""
         context = multiprocessing.get_context("fork")
         receiving, sending = context.Pipe(duplex=False)
 
@@ -336,18 +341,29 @@ class _Helper:
         sending.close()
         return cls(process, receiving)
 
+    def listen(self) -> None:
+        self._taker = threading.Thread(target=self._take, name="digest-rank", daemon=True)
+        self._taker.start()
+
+    def _take(self) -> None:
+        while True:
+            try:
+                self._results.put(self._pipe.recv())
+            except (EOFError, OSError):  # done, or failed: receive says None from here on
+                self._results.put(None)
+                return
+
     def receive(self) -> object | None:
         """The next result; None once the helper has failed."""
-        try:
-            return cast(object, self._pipe.recv())
-        except (EOFError, OSError):
-            return None
+        return self._results.get()
 
     def close(self) -> None:
-        self._pipe.close()
-        if self._process.is_alive():  # the caller stopped early
+        if self._process.is_alive():  # the caller stopped early: the taker sees EOF
             self._process.kill()
         self._process.join()
+        if self._taker is not None:
+            self._taker.join()
+        self._pipe.close()
 
 
 def _shares(blocks: int, helpers: int) -> list[int]:
@@ -556,8 +572,9 @@ class _Vocabulary:
         batches = [
             entries[start : start + _READ_BATCH] for start in range(0, len(entries), _READ_BATCH)
         ]
-        helpers = min(helpers, len(batches) - 1)
-        own = len(batches) // (helpers + 1) if helpers > 0 else len(batches)
+        helpers = max(0, min(helpers, len(batches) - 1))
+        # the larger share here: splitting what the helpers send back is work too
+        own = -(-len(batches) // (helpers + 1))
         started: list[tuple[_Helper | None, range]] = []
         if helpers > 0:
             self._built()  # before forking: a helper's would be lost
@@ -569,6 +586,9 @@ class _Vocabulary:
                 mine = [batches[k] for k in span]
                 started.append((_Helper.start(partial(map, self._read, mine)), span))
                 first += share
+            for helper, _ in started:
+                if helper is not None:
+                    helper.listen()
             found: list[_Analysis] = []
             for batch in batches[:own]:
                 found += self._split(batch, self._read(batch))
@@ -868,6 +888,9 @@ class KeywordRanker:
                 mine = [blocks[k] for k in span]
                 started.append((_Helper.start(partial(self._select_all, rows, mine, order)), span))
                 first += share
+            for helper, _ in started:
+                if helper is not None:
+                    helper.listen()
             self.last_workers = 1 + sum(helper is not None for helper, _ in started)
             steps: dict[tuple[int, int], tuple[_Hits, _Floats]] = {}
             buffer = np.empty(len(rows) * max((len(b) for b in blocks), default=0))
