@@ -14,10 +14,11 @@ compile every term into one trie of stems (and automaton), read each entry once,
 collection statistics, score all entry × profile pairs, choose each profile's top 20 and
 explain every pick; then
 the same with `explained=False` (picks carry their score only), since building the Match
-records of 200,000 picks is a large part of the cost at 10,000 profiles. Above one block of
-profiles (1,024) digest forks a helper process per further core (workers=None); the output
-says how many it used, and the explained run is repeated in one process (workers=1), which
-must pick identically.
+records of 200,000 picks is a large part of the cost at 10,000 profiles. Above one batch of
+entries (2,048) or one block of profiles (1,024), digest forks a helper process per further
+core (workers=None) to read or score the later ones; the output says how many processes it
+used, and then the explained run is repeated in one process (workers=1), which must pick
+identically.
 
 Baseline, timed in the same run: the same scores the way the old ranker found matches, one
 profile at a time and one compiled regex per term, over the entries' stemmed text (which the
@@ -232,10 +233,10 @@ def main() -> None:
             ran = box["ranker"]
             assert isinstance(ran, KeywordRanker)
             if workers is None:
-                used = ran.last_workers
+                used = ran.workers_used
             print(
                 f"  {n} profiles ({distinct} distinct terms), one pass, {what}, "
-                f"{ran.last_workers} process{'es' if ran.last_workers > 1 else ''}: median "
+                f"{ran.workers_used} process{'es' if ran.workers_used > 1 else ''}: median "
                 f"{medians[explained, workers]:.2f}s {spread} over {a.repeats} runs"
             )
             if workers is None and explained:

@@ -566,13 +566,15 @@ class _Vocabulary:
     def size(self) -> int:
         return len(self.ids)
 
-    def analyse(self, entries: Sequence[Entry], helpers: int = 0) -> list[_Analysis]:
+    def analyse(self, entries: Sequence[Entry], helpers: int = 0) -> tuple[list[_Analysis], int]:
         """Read the entries, in one pass of the trie (and of the automaton) per batch;
-        with `helpers`, forked processes read the later batches meanwhile."""
+        with `helpers`, forked processes read the later batches meanwhile. Also: how many
+        processes did."""
         batches = [
             entries[start : start + _READ_BATCH] for start in range(0, len(entries), _READ_BATCH)
         ]
-        helpers = max(0, min(helpers, len(batches) - 1))
+        # below a few batches a fork costs about what it saves
+        helpers = max(0, min(helpers, len(batches) - 1)) if len(batches) >= 4 else 0
         # the larger share here: splitting what the helpers send back is work too
         own = -(-len(batches) // (helpers + 1))
         started: list[tuple[_Helper | None, range]] = []
@@ -599,7 +601,7 @@ class _Vocabulary:
                         helper = None
                         read = self._read(batches[k])
                     found += self._split(batches[k], read)
-            return found
+            return found, 1 + sum(helper is not None for helper, _ in started)
         finally:
             for helper, _ in started:
                 if helper is not None:
@@ -779,8 +781,8 @@ class KeywordRanker:
         workers: int | None = None,
     ) -> None:
         self._workers = workers
-        #: the processes the last rank_many used
-        self.last_workers = 1
+        #: the most processes reading or ranking has used so far
+        self.workers_used = 1
         self._vocabulary = _Vocabulary()
         self._profiles: dict[Profile, _Profile] = {}
         #: the same, by id(profile): hashing a profile walks all its terms
@@ -891,7 +893,8 @@ class KeywordRanker:
             for helper, _ in started:
                 if helper is not None:
                     helper.listen()
-            self.last_workers = 1 + sum(helper is not None for helper, _ in started)
+            used = 1 + sum(helper is not None for helper, _ in started)
+            self.workers_used = max(self.workers_used, used)
             steps: dict[tuple[int, int], tuple[_Hits, _Floats]] = {}
             buffer = np.empty(len(rows) * max((len(b) for b in blocks), default=0))
             for k in range(own):
@@ -1063,7 +1066,8 @@ class KeywordRanker:
 
     def _analyses_for(self, entries: Sequence[Entry]) -> list[_Analysis]:
         missing = [e for e in entries if e not in self._analyses]
-        analyses = self._vocabulary.analyse(missing, self._helpers())
+        analyses, used = self._vocabulary.analyse(missing, self._helpers())
+        self.workers_used = max(self.workers_used, used)
         for entry, analysis in zip(missing, analyses, strict=True):
             self._analyses[entry] = analysis
         return [self._analyses[e] for e in entries]

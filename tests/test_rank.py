@@ -713,6 +713,6 @@ def test_helper_processes_rank_exactly_as_one_process(monkeypatch: pytest.Monkey
         helped = KeywordRanker(profs, collection=entries, workers=4)
         expected = alone.rank_many(entries, profs, explained=explained)
         assert helped.rank_many(entries, profs, explained=explained) == expected
-        assert (alone.last_workers, helped.last_workers) == (1, 4)
+        assert (alone.workers_used, helped.workers_used) == (1, 4)
         assert helped.collection == alone.collection
         assert all(expected) and any(p.matches for p in expected[1]) == explained
