@@ -14,7 +14,11 @@ compile every term into one trie of stems (and automaton), read each entry once,
 collection statistics, score all entry × profile pairs, choose each profile's top 20 and
 explain every pick; then
 the same with `explained=False` (picks carry their score only), since building the Match
-records of 200,000 picks is a large part of the cost at 10,000 profiles.
+records of 200,000 picks is a large part of the cost at 10,000 profiles. Above one batch of
+entries (2,048) or one block of profiles (1,024), digest forks a helper process per further
+core (workers=None) to read or score the later ones; the output says how many processes it
+used, and then the explained run is repeated in one process (workers=1), which must pick
+identically.
 
 Baseline, timed in the same run: the same scores the way the old ranker found matches, one
 profile at a time and one compiled regex per term, over the entries' stemmed text (which the
@@ -206,29 +210,39 @@ def main() -> None:
         profiles = every[:n]
         distinct = len({compile_term(t)[0] for p in profiles for t, _ in p.keywords})
         box: dict[str, object] = {}
-        medians = {}
-        for explained in (True, False):
+        medians: dict[tuple[bool, int | None], float] = {}
+        used = 1
+        for explained, workers in ((True, None), (False, None), (True, 1)):
+            if workers == 1 and used == 1:
+                continue  # the runs above used one process already
 
             def run(
                 profiles: list[Profile] = profiles,
                 explained: bool = explained,
+                workers: int | None = workers,
                 box: dict[str, object] = box,
             ) -> None:
-                ranker = KeywordRanker(profiles, collection=entries)
+                ranker = KeywordRanker(profiles, collection=entries, workers=workers)
                 box["picks"] = ranker.rank_many(entries, profiles, explained=explained)
                 box["ranker"] = ranker
 
             times, _ = timed(run, a.repeats)
-            medians[explained] = statistics.median(times)
+            medians[explained, workers] = statistics.median(times)
             spread = f"[{min(times):.2f}–{max(times):.2f}]"
             what = "picks explained" if explained else "picks with scores only"
+            ran = box["ranker"]
+            assert isinstance(ran, KeywordRanker)
+            if workers is None:
+                used = ran.workers_used
             print(
-                f"  {n} profiles ({distinct} distinct terms), one pass, {what}: median "
-                f"{medians[explained]:.2f}s {spread} over {a.repeats} runs"
+                f"  {n} profiles ({distinct} distinct terms), one pass, {what}, "
+                f"{ran.workers_used} process{'es' if ran.workers_used > 1 else ''}: median "
+                f"{medians[explained, workers]:.2f}s {spread} over {a.repeats} runs"
             )
-            if explained:
-                picks = box["picks"]
-        ranker = box["ranker"]
+            if workers is None and explained:
+                picks, ranker = box["picks"], ran
+            elif workers == 1 and box["picks"] != picks:
+                sys.exit(f"bench_rank: one process picks differently from {used} on {n} profiles")
         assert isinstance(ranker, KeywordRanker) and isinstance(picks, list)
         # the baseline on a sample, with the ranker's statistics, checked pick by pick
         baseline = RegexBaseline(entries, ranker.collection)
@@ -253,11 +267,15 @@ def main() -> None:
             f"for {n} (extrapolated); picks identical on all {done}, every score on "
             f"{min(done, matrix.shape[1])}"
         )
+        alone = medians.get((True, 1))
+        single = f"; in one process {alone:.2f}s explained ({full / alone:,.0f}×)" if alone else ""
         lines.append(
-            f"RESULT rank ({len(entries)} entries × {n} profiles × {a.terms} terms): digest "
-            f"{medians[True]:.2f}s median with every pick explained "
-            f"({full / medians[True]:,.0f}× the per-profile regex baseline, ~{full:,.0f}s), "
-            f"{medians[False]:.2f}s with scores only ({full / medians[False]:,.0f}×)"
+            f"RESULT rank ({len(entries)} entries × {n} profiles × {a.terms} terms, digest in "
+            f"{used} process{'es' if used > 1 else ''}; the baseline in one): digest "
+            f"{medians[True, None]:.2f}s median with every pick explained "
+            f"({full / medians[True, None]:,.0f}× the per-profile regex baseline, "
+            f"~{full:,.0f}s), {medians[False, None]:.2f}s with scores only "
+            f"({full / medians[False, None]:,.0f}×){single}"
         )
     print()
     print("\n".join(lines))

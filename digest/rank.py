@@ -26,13 +26,20 @@ How a score is made (the README's "Reading a digest's why line" says the same fo
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import math
+import multiprocessing
+import os
+import queue
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
+from multiprocessing.connection import Connection
 from typing import Protocol, cast
 
 import ahocorasick
@@ -296,6 +303,91 @@ def _where(matches: list[Match]) -> str:
     return " + ".join(m.field + (f" ×{m.count}" if m.count > 1 else "") for m in matches)
 
 
+#: a block's picks (row indices, per profile) and their scores, in one list
+_Selected = tuple[list[list[int]], list[float]]
+
+
+class _Helper:
+    """A forked process that works through a share of a job, sending back each result as
+    it finishes it; a thread here takes them in at once, since a helper blocked on a full
+    pipe would wait for this process to finish its own share."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, pipe: Connection) -> None:
+        self._process = process
+        self._pipe = pipe
+        self._results: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._taker: threading.Thread | None = None
+
+    @classmethod
+    def start(cls, results: Callable[[], Iterable[object]]) -> _Helper | None:
+        """A helper sending each of `results()`, or None when no process can be forked.
+        Call `listen` once every helper is forked."""
+        context = multiprocessing.get_context("fork")
+        receiving, sending = context.Pipe(duplex=False)
+
+        def work() -> None:
+            receiving.close()
+            with sending:
+                for result in results():
+                    sending.send(result)
+
+        process = context.Process(target=work, name="digest-rank", daemon=True)
+        try:
+            process.start()
+        except (OSError, AssertionError):  # no fork left, or a daemon cannot have children
+            receiving.close()
+            sending.close()
+            return None
+        sending.close()
+        return cls(process, receiving)
+
+    def listen(self) -> None:
+        self._taker = threading.Thread(target=self._take, name="digest-rank", daemon=True)
+        self._taker.start()
+
+    def _take(self) -> None:
+        while True:
+            try:
+                self._results.put(self._pipe.recv())
+            except (EOFError, OSError):  # done, or failed: receive says None from here on
+                self._results.put(None)
+                return
+
+    def receive(self) -> object | None:
+        """The next result; None once the helper has failed."""
+        return self._results.get()
+
+    def close(self) -> None:
+        if self._process.is_alive():  # the caller stopped early: the taker sees EOF
+            self._process.kill()
+        self._process.join()
+        if self._taker is not None:
+            self._taker.join()
+        self._pipe.close()
+
+
+def _shares(blocks: int, helpers: int) -> list[int]:
+    """`blocks` split into `helpers` runs as even as can be."""
+    if helpers < 1:
+        return []
+    size, extra = divmod(blocks, helpers)
+    return [size + (k < extra) for k in range(helpers) if size + (k < extra)]
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Ranking makes hundreds of thousands of records and no reference cycles; the cyclic
+    garbage collector, run every 700 allocations, would walk them all again and again
+    (a seventh of the time at 10,000 profiles)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 # --- matching ----------------------------------------------------------------------------
 
 _Floats = npt.NDArray[np.float64]
@@ -334,6 +426,9 @@ class _Analysis:
             else:
                 found[tid] = [(field, count)]
         return found
+
+
+_Read = tuple[_Ints, _Ints, _Ints, list[int], list[tuple[int, ...]]]
 
 
 class _StemIds(dict[str, int]):
@@ -432,6 +527,8 @@ class _Vocabulary:
         #: term id → its key
         self.keys: list[str] = []
         self._keys: dict[str, int] = {}
+        #: a term as written → its id
+        self._texts: dict[str, int] = {}
         self._automaton: ahocorasick.Automaton | None = None
         self._needs_lower = False
         self._needs_case = False
@@ -440,6 +537,9 @@ class _Vocabulary:
         self._stem_trie: _Trie | None = None
 
     def term(self, text: str) -> int:
+        tid = self._texts.get(text)
+        if tid is not None:  # the common case: 10,000 profiles share their terms
+            return tid
         keys = compile_term(text)
         tid = self.ids.get(keys[0])
         if tid is None:
@@ -451,6 +551,7 @@ class _Vocabulary:
             self._needs_case |= keys[0].startswith(_CASE)
             self._automaton = None
             self._stem_trie = None
+        self._texts[text] = tid
         return tid
 
     def follow(self, field: Field, name: str) -> int:
@@ -465,14 +566,65 @@ class _Vocabulary:
     def size(self) -> int:
         return len(self.ids)
 
-    def analyse(self, entries: Sequence[Entry]) -> list[_Analysis]:
-        """Read the entries, in one pass of the trie (and of the automaton) per batch."""
-        found: list[_Analysis] = []
-        for start in range(0, len(entries), _READ_BATCH):
-            found += self._analyse(entries[start : start + _READ_BATCH])
-        return found
+    def analyse(self, entries: Sequence[Entry], helpers: int = 0) -> tuple[list[_Analysis], int]:
+        """Read the entries, in one pass of the trie (and of the automaton) per batch;
+        with `helpers`, forked processes read the later batches meanwhile. Also: how many
+        processes did."""
+        batches = [
+            entries[start : start + _READ_BATCH] for start in range(0, len(entries), _READ_BATCH)
+        ]
+        # below a few batches a fork costs about what it saves
+        helpers = max(0, min(helpers, len(batches) - 1)) if len(batches) >= 4 else 0
+        # the larger share here: splitting what the helpers send back is work too
+        own = -(-len(batches) // (helpers + 1))
+        started: list[tuple[_Helper | None, range]] = []
+        if helpers > 0:
+            self._built()  # before forking: a helper's would be lost
+            self._trie()
+        try:
+            first = own
+            for share in _shares(len(batches) - own, helpers):
+                span = range(first, first + share)
+                mine = [batches[k] for k in span]
+                started.append((_Helper.start(partial(map, self._read, mine)), span))
+                first += share
+            for helper, _ in started:
+                if helper is not None:
+                    helper.listen()
+            found: list[_Analysis] = []
+            for batch in batches[:own]:
+                found += self._split(batch, self._read(batch))
+            for helper, span in started:
+                for k in span:
+                    read = cast(_Read | None, helper.receive() if helper is not None else None)
+                    if read is None:  # the helper failed or could not start: read it here
+                        helper = None
+                        read = self._read(batches[k])
+                    found += self._split(batches[k], read)
+            return found, 1 + sum(helper is not None for helper, _ in started)
+        finally:
+            for helper, _ in started:
+                if helper is not None:
+                    helper.close()
 
-    def _analyse(self, entries: Sequence[Entry]) -> list[_Analysis]:
+    def _split(self, entries: Sequence[Entry], read: _Read) -> list[_Analysis]:
+        """Each entry's part of what `_read` found, with the names it follows."""
+        tids_of, fields, counts, bounds, lengths = read
+        result = []
+        for i, entry in enumerate(entries):
+            a, b = bounds[i], bounds[i + 1]
+            terms, where, count = tids_of[a:b], fields[a:b], counts[a:b]
+            followed = self._followed(entry) if self._follows else []
+            if followed:  # after the terms found in text, whatever their ids
+                terms = np.concatenate([terms, np.asarray(followed, dtype=np.int64)])
+                where = np.concatenate([where, np.full(len(followed), _FOLLOW)])
+                count = np.concatenate([count, np.ones(len(followed), dtype=np.int64)])
+            result.append(_Analysis(terms, where, count, lengths[i]))
+        return result
+
+    def _read(self, entries: Sequence[Entry]) -> _Read:
+        """Every (entry, term, field) found and its count, by entry, term and field; where
+        each entry's run starts (one more: the end); each entry's field lengths."""
         automaton = self._built()
         trie = self._trie()
         nfields = len(FIELDS)
@@ -532,17 +684,7 @@ class _Vocabulary:
         owned, fields = np.divmod(cells, nfields)
         entry_of, tids_of = np.divmod(owned, size)
         bounds = np.searchsorted(entry_of, np.arange(len(entries) + 1))
-        result = []
-        for i, entry in enumerate(entries):
-            a, b = bounds[i], bounds[i + 1]
-            terms, where, count = tids_of[a:b], fields[a:b], counts[a:b]
-            followed = self._followed(entry) if self._follows else []
-            if followed:  # after the terms found in text, whatever their ids
-                terms = np.concatenate([terms, np.asarray(followed, dtype=np.int64)])
-                where = np.concatenate([where, np.full(len(followed), _FOLLOW)])
-                count = np.concatenate([count, np.ones(len(followed), dtype=np.int64)])
-            result.append(_Analysis(terms, where, count, lengths[i]))
-        return result
+        return tids_of, fields, counts, bounds.tolist(), lengths
 
     def _followed(self, entry: Entry) -> list[int]:
         names = [follow_key("authors", n) for n in entry.authors]
@@ -625,6 +767,8 @@ class KeywordRanker:
     them from (the pipeline passes what the state file holds); None: no statistics.
     `now`: the instant freshness is measured from; None: each entry's first-seen time, so
     that its age is how old it was when it arrived.
+    `workers`: processes ranking more than one block of profiles (_PROFILE_BLOCK) may use;
+    None: one per core this process may run on.
     """
 
     def __init__(
@@ -634,7 +778,11 @@ class KeywordRanker:
         feed_weights: Mapping[str, float] | None = None,
         collection: Collection | Sequence[Entry] | None = None,
         now: datetime | None = None,
+        workers: int | None = None,
     ) -> None:
+        self._workers = workers
+        #: the most processes reading or ranking has used so far
+        self.workers_used = 1
         self._vocabulary = _Vocabulary()
         self._profiles: dict[Profile, _Profile] = {}
         #: the same, by id(profile): hashing a profile walks all its terms
@@ -648,12 +796,13 @@ class KeywordRanker:
         self._averages: list[float | None] = []
         self._collection = collection if isinstance(collection, Collection) else NO_STATISTICS
         self._collection_entries: Sequence[Entry] | None = None
-        for profile in profiles:
-            self._compiled(profile)
-        if collection is not None and not isinstance(collection, Collection):
-            # taken again whenever a profile ranked later brings new terms
-            self._collection_entries = collection
-            self._collection = self.statistics(collection)
+        with _collector_paused():
+            for profile in profiles:
+                self._compiled(profile)
+            if collection is not None and not isinstance(collection, Collection):
+                # taken again whenever a profile ranked later brings new terms
+                self._collection_entries = collection
+                self._collection = self.statistics(collection)
 
     @property
     def collection(self) -> Collection:
@@ -671,38 +820,131 @@ class KeywordRanker:
         `explained=False`: the picks carry their score but no matches or boosts, for a caller
         that shows no reasons (building them is most of the cost for many profiles); those
         of profiles with sections = "tag" are explained to find their tag, then stripped."""
+        with _collector_paused():
+            return self._rank_many(entries, profiles, explained)
+
+    def _rank_many(
+        self, entries: Sequence[Entry], profiles: Sequence[Profile], explained: bool
+    ) -> list[list[Pick]]:
         compiled = [self._compiled(p) for p in profiles]
         rows = self._rows_for(entries)
         order = _tiebreak(rows)
         result: list[list[Pick]] = []
         found = _Found.of(rows, self._vocabulary.size, self._factors()[1]) if explained else None
         seen = _Made()
-        buffer = np.empty(len(rows) * min(len(compiled), _PROFILE_BLOCK))
-        for start in range(0, len(compiled), _PROFILE_BLOCK):
-            block = compiled[start : start + _PROFILE_BLOCK]
-            scores = self._scores(rows, block, selecting=True, buffer=buffer)
-            chosen = _select_block(rows, block, scores, order)
+        blocks = [
+            compiled[start : start + _PROFILE_BLOCK]
+            for start in range(0, len(compiled), _PROFILE_BLOCK)
+        ]
+        selected = self._selected_blocks(rows, blocks, order, explained)
+        for block, (chosen, picked) in zip(blocks, selected, strict=True):
             if found is not None:
-                explained_block = self._explain_block(
-                    rows, block, chosen, scores.total, found, seen
-                )
+                explained_block = self._explain_block(rows, block, chosen, picked, found, seen)
                 result += [
                     sectioned(p, c.profile) for p, c in zip(explained_block, block, strict=True)
                 ]
                 continue
+            scores = iter(picked)
             for j, picks in enumerate(chosen):
-                total = scores.total[:, j]
                 profile = block[j].profile
+                totals = list(itertools.islice(scores, len(picks)))
                 if profile.sections == "tag":
-                    tagged = [self._pick(rows[i], block[j], float(total[i])) for i in picks]
+                    tagged = [
+                        self._pick(rows[i], block[j], t) for i, t in zip(picks, totals, strict=True)
+                    ]
                     bare = [replace(p, matches=(), boosts=()) for p in sectioned(tagged, profile)]
                     result.append(bare)
                     continue
                 plain = [
-                    Pick(rows[i].entry, float(total[i]), (), rows[i].feed_weight) for i in picks
+                    Pick(rows[i].entry, t, (), rows[i].feed_weight)
+                    for i, t in zip(picks, totals, strict=True)
                 ]
                 result.append(sectioned(plain, profile))
         return result
+
+    def _selected_blocks(
+        self,
+        rows: Sequence[_Row],
+        blocks: Sequence[Sequence[_Profile]],
+        order: _Ints,
+        explained: bool,
+    ) -> Iterator[_Selected]:
+        """Each block's picks (row indices per profile) and their scores, in one list.
+
+        With more than one block and more than one worker, helper processes (forked, so
+        they share what this one has read) score and select the later blocks while this
+        one does the first few and explains them all: scoring is array work, explaining
+        Python that holds the GIL, so threads would not run them side by side."""
+        self._factors()  # made before forking, once
+        helpers = min(self._helpers(), len(blocks) - 1)
+        # this process also explains every block: it takes fewer of them
+        own = len(blocks) if helpers < 1 else max(1, len(blocks) // (2 * (helpers + 1)))
+        if not explained and helpers >= 1:
+            own = max(1, len(blocks) // (helpers + 1))
+        shares = _shares(len(blocks) - own, helpers)
+        started: list[tuple[_Helper | None, range]] = []
+        try:
+            first = own
+            for share in shares:
+                span = range(first, first + share)
+                mine = [blocks[k] for k in span]
+                started.append((_Helper.start(partial(self._select_all, rows, mine, order)), span))
+                first += share
+            for helper, _ in started:
+                if helper is not None:
+                    helper.listen()
+            used = 1 + sum(helper is not None for helper, _ in started)
+            self.workers_used = max(self.workers_used, used)
+            steps: dict[tuple[int, int], tuple[_Hits, _Floats]] = {}
+            buffer = np.empty(len(rows) * max((len(b) for b in blocks), default=0))
+            for k in range(own):
+                yield self._selected(rows, blocks[k], order, buffer, steps)
+            for helper, span in started:
+                for k in span:
+                    done = cast(_Selected | None, helper.receive() if helper else None)
+                    if done is None:  # the helper failed or could not start: do it here
+                        helper = None
+                        done = self._selected(rows, blocks[k], order, buffer, steps)
+                    yield done
+        finally:
+            for helper, _ in started:
+                if helper is not None:
+                    helper.close()
+
+    def _helpers(self) -> int:
+        """How many helper processes to fork: workers - 1, by default one per spare core.
+
+        None in a process running other threads (a scheduler's): a fork copies whatever
+        locks they hold, held."""
+        if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+            return 0
+        workers = self._workers
+        if workers is None:
+            cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+            workers = len(cores) if cores is not None else (os.cpu_count() or 1)
+        return max(0, workers - 1)
+
+    def _select_all(
+        self, rows: Sequence[_Row], blocks: Sequence[Sequence[_Profile]], order: _Ints
+    ) -> Iterator[_Selected]:
+        steps: dict[tuple[int, int], tuple[_Hits, _Floats]] = {}
+        buffer = np.empty(len(rows) * max(len(b) for b in blocks))
+        for block in blocks:
+            yield self._selected(rows, block, order, buffer, steps)
+
+    def _selected(
+        self,
+        rows: Sequence[_Row],
+        block: Sequence[_Profile],
+        order: _Ints,
+        buffer: _Floats,
+        steps: dict[tuple[int, int], tuple[_Hits, _Floats]],
+    ) -> _Selected:
+        scores = self._scores(rows, block, selecting=True, buffer=buffer, steps=steps)
+        chosen = _select_block(rows, block, scores, order)
+        pick_row = np.asarray([i for picks in chosen for i in picks], dtype=np.int64)
+        pick_of = np.repeat(np.arange(len(block)), [len(picks) for picks in chosen])
+        return chosen, scores.total[pick_row, pick_of].tolist()
 
     def score_matrix(self, entries: Sequence[Entry], profiles: Sequence[Profile]) -> _Floats:
         """Every profile's score of every entry: an entries × profiles array, 0 for entries
@@ -824,7 +1066,9 @@ class KeywordRanker:
 
     def _analyses_for(self, entries: Sequence[Entry]) -> list[_Analysis]:
         missing = [e for e in entries if e not in self._analyses]
-        for entry, analysis in zip(missing, self._vocabulary.analyse(missing), strict=True):
+        analyses, used = self._vocabulary.analyse(missing, self._helpers())
+        self.workers_used = max(self.workers_used, used)
+        for entry, analysis in zip(missing, analyses, strict=True):
             self._analyses[entry] = analysis
         return [self._analyses[e] for e in entries]
 
@@ -897,26 +1141,27 @@ class KeywordRanker:
         *,
         selecting: bool = False,
         buffer: _Floats | None = None,
+        steps: dict[tuple[int, int], tuple[_Hits, _Floats]] | None = None,
     ) -> _Scores:
         """Every profile's scores of every row, from the rows' hits in a few array operations.
 
         `selecting`: also set the score of every row a profile cannot pick to -1 and take
         the maxima of each run of rows (for _select_block), while each part is in cache.
         `buffer`: at least rows × profiles floats to hold the scores, reused from block to
-        block because fresh memory costs a page fault per 4 KiB on first touch."""
+        block because fresh memory costs a page fault per 4 KiB on first touch.
+        `steps`: the hits of each run of rows with their rarity × saturation, kept from
+        block to block (they do not depend on the profiles)."""
         n, m = len(rows), len(profiles)
         size = self._vocabulary.size
-        weighted = _Owners(
+        weighted = _Owners.of(
             size,
-            [(j, tid, w) for j, p in enumerate(profiles) for _, tid, w in p.keywords]
-            + [(j, tid, w) for j, p in enumerate(profiles) for _, tid, w, _ in p.follows],
+            [
+                [(tid, w) for _, tid, w in p.keywords] + [(tid, w) for _, tid, w, _ in p.follows]
+                for p in profiles
+            ],
         )
-        excluding = _Owners(
-            size, [(j, t, 1.0) for j, p in enumerate(profiles) for _, t in p.exclude]
-        )
-        requiring = _Owners(
-            size, [(j, t, 1.0) for j, p in enumerate(profiles) for _, t in p.require]
-        )
+        excluding = _Owners.of(size, [[(t, 1.0) for _, t in p.exclude] for p in profiles])
+        requiring = _Owners.of(size, [[(t, 1.0) for _, t in p.require] for p in profiles])
         # the weight of each field, and of the followed-name pseudo-field, for each profile
         reads = np.ones((len(FIELDS) + 1, m))
         for j, p in enumerate(profiles):
@@ -938,10 +1183,16 @@ class KeywordRanker:
         for start in range(0, n, step):  # each step on a block that stays in cache
             part = rows[start : start + step]
             stop = start + len(part)
-            hits = _Hits.of(part)
+            if steps is None or (start, stop) not in steps:
+                hits = _Hits.of(part)
+                base = self._base(hits)
+                if steps is not None:
+                    steps[start, stop] = hits, base
+            else:
+                hits, base = steps[start, stop]
             cells = total[start:stop]
             cells.fill(0.0)
-            weighted.spread(hits, reads, m, self._base(hits), out=cells)
+            weighted.spread(hits, reads, m, base, out=cells)
             if weighing:
                 cells *= feed_weight[start:stop, None]
             if boosted:
@@ -961,7 +1212,10 @@ class KeywordRanker:
                     out |= excluded[start:stop]
                 if requiring:
                     out |= ~(required[start:stop] | ~requires[None, :])
-                np.copyto(total[start:stop], -1.0, where=out)
+                # cells × 1 - 0 or cells × 0 - 1, exactly: with half the cells out, a
+                # masked copy mispredicts a branch at every other cell
+                np.multiply(cells, ~out, out=cells)
+                np.subtract(cells, out, out=cells)
                 whole = (stop - start) // _RUN * _RUN
                 first = start // _RUN
                 runs = total[start : start + whole].reshape(-1, _RUN, m).max(axis=1)
@@ -1011,14 +1265,15 @@ class KeywordRanker:
         rows: Sequence[_Row],
         block: Sequence[_Profile],
         chosen: Sequence[Sequence[int]],
-        total: _Floats,
+        scores: Sequence[float],
         found: _Found,
         seen: _Made,
     ) -> list[list[Pick]]:
         """The picks of a block of profiles with their contributions, as _pick makes them,
         with the arithmetic done in arrays for every (pick, keyword) pair at once.
 
-        `seen`: the Match records made for earlier blocks."""
+        `scores`: the picks' scores, profile by profile; `seen`: the Match records made for
+        earlier blocks."""
         m = len(block)
         pick_row = np.asarray([i for picks in chosen for i in picks], dtype=np.int64)
         pick_of = np.repeat(np.arange(m), [len(picks) for picks in chosen])
@@ -1040,8 +1295,12 @@ class KeywordRanker:
             - np.repeat(np.cumsum(per) - per, per)
         )
         key = pick_row[pair_pick] * found.size + kw_tid[pair_kw]
-        # searched in order, each search starts where the last ended: far fewer cache misses
-        by_key = np.argsort(key)
+        # searched pick by pick in row order, so that one row's searches, and the next
+        # row's, fall on the same few cache lines: far fewer misses than in pick order
+        by_row = np.argsort(pick_row, kind="stable")
+        per_row = per[by_row]
+        by_key = np.repeat((np.cumsum(per) - per)[by_row] - (np.cumsum(per_row) - per_row), per_row)
+        by_key += np.arange(len(key))
         place = np.empty_like(key)
         place[by_key] = np.searchsorted(found.keys, key[by_key])
         np.minimum(place, len(found.keys) - 1, out=place)
@@ -1099,7 +1358,6 @@ class KeywordRanker:
                 distinct.append(match)
             made = [distinct[i] for i in inverse.tolist()]
         result: list[list[Pick]] = []
-        scores = total[pick_row, pick_of].tolist() if len(pick_row) else []
         # one iterator over every pick of the block: each profile's loop takes its own picks
         # (zip asks `picks` first, so it never takes one more than the profile has)
         spans = zip(bounds[:-1], bounds[1:], scores, strict=True)
@@ -1268,15 +1526,26 @@ class _Hits:
 class _Owners:
     """Term id → the profiles using it, with their weights: a compressed sparse row."""
 
-    def __init__(self, size: int, owners: list[tuple[int, int, float]]) -> None:
-        owners.sort(key=lambda o: (o[1], o[0]))
-        terms = np.asarray([o[1] for o in owners], dtype=np.int64)
+    def __init__(self, size: int, profiles: _Ints, terms: _Ints, weights: _Floats) -> None:
+        by = np.lexsort((profiles, terms))  # by term, then profile
+        terms = terms[by]
         # 32-bit indices: half the memory traffic of the inner loop (spread)
-        self.profiles = np.asarray([o[0] for o in owners], dtype=np.int32)
-        self.weights = np.asarray([o[2] for o in owners], dtype=np.float64)
+        self.profiles = profiles[by].astype(np.int32)
+        self.weights = weights[by]
         self.start = np.searchsorted(terms, np.arange(size + 1)).astype(np.int32)
         #: the profile of each slot (owner × places + field) in spread
         self.slot_profile = np.repeat(self.profiles, len(FIELDS) + 1)
+
+    @classmethod
+    def of(cls, size: int, owned: Sequence[Sequence[tuple[int, float]]]) -> _Owners:
+        """From each profile's (term id, weight) pairs."""
+        pairs = list(itertools.chain.from_iterable(owned))
+        return cls(
+            size,
+            np.repeat(np.arange(len(owned)), [len(o) for o in owned]),
+            np.fromiter((t for t, _ in pairs), dtype=np.int64, count=len(pairs)),
+            np.fromiter((w for _, w in pairs), dtype=np.float64, count=len(pairs)),
+        )
 
     def __bool__(self) -> bool:
         return len(self.profiles) > 0
@@ -1304,13 +1573,16 @@ class _Owners:
         first = self.start[hits.term]
         counts = self.start[hits.term + 1] - first
         # each hit's first slot, less the place its run of owners starts at in `slot`
-        shift = (first - (np.cumsum(counts) - counts)) * places + hits.field.astype(np.int32)
-        slot = np.repeat(shift, counts)
+        ends = np.cumsum(counts, dtype=np.int32)
+        shift = (first - (ends - counts)) * places + hits.field.astype(np.int32)
+        # one repeat, then takes from the hits' small arrays, which stay in cache
+        hit = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+        slot = shift.take(hit)
         slot += np.arange(0, len(slot) * places, places, dtype=np.int32)
         value = weighted.take(slot)
         if base is not None:
-            value *= np.repeat(base, counts)
-        cell = np.repeat((hits.row * m).astype(np.int32), counts)
+            value *= base.take(hit)
+        cell = (hits.row * m).astype(np.int32).take(hit)
         cell += self.slot_profile.take(slot)
         np.add.at(out.reshape(-1), cell, value)  # a view: `out` is contiguous
         return out

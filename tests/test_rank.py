@@ -7,10 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from factories import NOW, entry, profile
 from hypothesis import given
 from hypothesis import strategies as st
 
+from digest import rank
 from digest.models import Boost, Entry, Match, Pick, Profile
 from digest.rank import (
     Collection,
@@ -674,3 +676,43 @@ def test_sections_are_the_same_however_the_picks_are_made(
         ]
         assert len(seen) == len(set(seen))
         assert all(p.section for p in picks)
+
+
+def test_helper_processes_rank_exactly_as_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 11 profiles: four blocks, three helpers; 294 entries: five batches to read, by four
+    monkeypatch.setattr(rank, "_PROFILE_BLOCK", 3)
+    monkeypatch.setattr(rank, "_READ_BATCH", 60)
+    words = ["robot", "reward model", "RL", "agents", "diffusion", "survey", "vision"]
+    entries = [
+        entry(
+            f"{a} and {b} study {i}",
+            f"We train {b} with {a}; {c} follows.",
+            id=f"urn:test:{i}",
+            published=NOW - timedelta(hours=i % 5),
+            feeds=("a", "b")[i % 2 :],
+            authors=["Ada Lovelace"] if i % 3 == 0 else [],
+        )
+        for i, (a, b, c) in enumerate(itertools.product(words, repeat=3))
+        if a != b
+    ]
+    profs = [
+        profile(
+            {words[i % 7]: 1 + i % 3, words[(i + 2) % 7]: 2, "learn*": 0.5},
+            exclude=["survey"] if i % 4 == 0 else [],
+            max_entries=5 + i,
+            min_score=1.0,
+            max_per_feed=3 if i % 5 == 0 else None,
+            authors={"Ada Lovelace": 1.5} if i % 2 else {},
+            sections=("", "feed")[i % 2],
+            name=f"p{i}",
+        )
+        for i in range(11)
+    ]
+    for explained in (True, False):
+        alone = KeywordRanker(profs, collection=entries, workers=1)
+        helped = KeywordRanker(profs, collection=entries, workers=4)
+        expected = alone.rank_many(entries, profs, explained=explained)
+        assert helped.rank_many(entries, profs, explained=explained) == expected
+        assert (alone.workers_used, helped.workers_used) == (1, 4)
+        assert helped.collection == alone.collection
+        assert all(expected) and any(p.matches for p in expected[1]) == explained
