@@ -77,18 +77,28 @@ def inline_template_css(source: str, filename: str = "<template>") -> str:
     def protect(m: re.Match[str]) -> str:
         found.append(m[0])
         token = f"JINJA{len(found) - 1}X"
-        return f"<!--{token}-->" if m[0].startswith("{%") else token
+        return f"<!--{token}-->" if m[0].startswith("{%") or _own_line(m) else token
 
     inlined = _INLINER.inline(_JINJA_SYNTAX.sub(protect, source))
     for i, original in enumerate(found):
         token = f"JINJA{i}X"
-        for form in (f"<!--{token}-->", token):
+        # (a comment in <title> or <textarea> is text, written back escaped)
+        for form in (f"<!--{token}-->", f"&lt;!--{token}--&gt;", token):
             if form in inlined:
                 inlined = inlined.replace(form, original, 1)
                 break
         else:
             raise TemplateError(f"{filename}: cannot inline CSS around {original!r}")
     return inlined
+
+
+def _own_line(m: re.Match[str]) -> bool:
+    """An expression that is a line of its own prints whole elements (a pick's row); as
+    text between table rows the HTML parser would move it out of the table, so it is
+    protected as a comment, like a statement."""
+    before = m.string[: m.start()].rsplit("\n", 1)[-1]
+    after = m.string[m.end() :].split("\n", 1)[0]
+    return not before.strip() and (not after.strip() or after.lstrip().startswith("{%"))
 
 
 @lru_cache(maxsize=4)
@@ -110,6 +120,7 @@ def environment(directory: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.globals["pick_rows"] = pick_rows
     env.filters.update(
         why=why,
         excerpt=excerpt,
@@ -203,6 +214,7 @@ def clear_caches() -> None:
     for cached in (excerpt, wrap, _numbered, markdown_escape, markdown_heading, _entry_view):
         cached.cache_clear()
     _PICK_VIEWS.clear()
+    _ROWS.clear()
 
 
 # Many subscribers share the day's entries: their text is escaped and wrapped once.
@@ -370,6 +382,27 @@ def _pick_view(pick: Pick, zone: str) -> PickView:
         _PICK_VIEWS.clear()
     view = _PICK_VIEWS[key] = _new_pick_view(pick, zone)
     return view
+
+
+#: a pick's rendered HTML row by (its view's id, its number); the view is kept with it, so
+#: its id cannot be reused while the row is cached
+_ROWS: dict[tuple[int, int], tuple[PickView, Markup]] = {}
+
+
+def pick_rows(row: Callable[[int, PickView], str], items: Sequence[tuple[int, PickView]]) -> Markup:
+    """The HTML template's `row` macro for each (number, pick), each row rendered once for
+    every subscriber of the profile in that zone (same view, same number) rather than
+    escaped again in each digest; the loop runs here, not in the template."""
+    rows = []
+    for number, item in items:
+        key = (id(item), number)
+        found = _ROWS.get(key)
+        if found is None or found[0] is not item:
+            if len(_ROWS) >= PICK_VIEWS_MAX:
+                _ROWS.clear()
+            found = _ROWS[key] = (item, Markup(row(number, item)))
+        rows.append(found[1])
+    return Markup("".join(rows))
 
 
 def _new_pick_view(pick: Pick, zone: str) -> PickView:

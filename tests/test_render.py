@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import markdown
@@ -242,3 +243,23 @@ def test_a_section_name_is_text_in_every_format(hostile: str) -> None:
     assert hrefs(page) == []
     assert re.findall(r"<h(\d)>", page) == ["1", "2", "3"]
     assert "\r" not in rendered.text
+
+
+def test_a_picks_row_is_shared_only_where_it_would_read_the_same() -> None:
+    """A pick's HTML row is rendered once and reused: by the next subscriber with the same
+    picks, but never with another number, another zone's dates or another score."""
+    prof = profile({"RL": 1, "agents": 2})
+    entries = [entry("RL only"), entry("Agents and RL"), entry("Agents only")]
+    picks = KeywordRanker().rank(entries, prof)
+    first = render(digest(picks)).html
+    assert render(digest(picks, reader_name="bob")).html == first.replace("ada", "bob")
+    reversed_html = visible_text(render(digest(picks[::-1])).html)
+    assert "1. RL only" in reversed_html and "3. Agents and RL" in reversed_html
+    # 23:30 UTC is the 24th in Berlin and still the 23rd in New York
+    late = replace(picks[0].entry, published=datetime(2026, 11, 23, 23, 30, tzinfo=UTC))
+    berlin = digest([replace(picks[0], entry=late)])
+    new_york = replace(berlin, reader=replace(berlin.reader, timezone="America/New_York"))
+    assert "published 2026-11-24" in render(berlin).html
+    assert "published 2026-11-23" in render(new_york).html
+    rescored = digest([replace(picks[0], score=picks[0].score + 7)])
+    assert f"score {round(picks[0].score + 7, 1):g}" in visible_text(render(rescored).html)
