@@ -1226,8 +1226,6 @@ class KeywordRanker:
             total,
             np.broadcast_to(excluded, (n, m)),
             np.broadcast_to(required | ~requires[None, :], (n, m)),
-            bool(excluding),
-            bool(requiring),
             maxima,
         )
 
@@ -1484,9 +1482,6 @@ class _Scores:
     excluded: _Bools
     #: True when the profile requires nothing, or a required term is there
     required: _Bools
-    #: whether any profile of the block excludes, or requires, anything
-    excluding: bool = True
-    requiring: bool = True
     #: when made for selecting: the best score in each run of _RUN rows (runs × profiles),
     #: and `total` is -1 wherever a profile cannot pick the row
     maxima: _Floats | None = None
