@@ -72,7 +72,6 @@ async def fetch_all(
     day = day or now.date()
     settings = settings or FetchSettings()
     limit = asyncio.Semaphore(settings.concurrency)
-    hosts: dict[str, asyncio.Semaphore] = {}
     async with httpx.AsyncClient(
         headers={"User-Agent": USER_AGENT, "Accept": _ACCEPT, "Accept-Encoding": _ENCODINGS},
         timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
@@ -84,7 +83,7 @@ async def fetch_all(
         ),
         follow_redirects=False,
     ) as client:
-        fetcher = _Fetcher(client, hosts, settings.per_host, max_bytes, now)
+        fetcher = _Fetcher(client, settings.per_host, max_bytes, now)
 
         async def one(feed: FeedConfig) -> FetchResult:
             status = known.get(feed.url)
@@ -185,13 +184,12 @@ class _Fetcher:
     def __init__(
         self,
         client: httpx.AsyncClient,
-        hosts: dict[str, asyncio.Semaphore],
         per_host: int,
         max_bytes: int,
         now: datetime,
     ) -> None:
         self.client = client
-        self.hosts = hosts
+        self.hosts: dict[str, asyncio.Semaphore] = {}
         self.per_host = per_host
         self.max_bytes = max_bytes
         self.now = now
@@ -215,7 +213,7 @@ class _Fetcher:
         # a dated page moving is no news about tomorrow's page
         remember = DATE_PLACEHOLDER not in feed.source
         seen = {url}
-        held = {id(self.host_slot(url))}
+        held = {self.host_slot(url)}
         current = url
         moved: str | None = None
         permanent = True
@@ -259,14 +257,14 @@ class _Fetcher:
         current: str,
         headers: dict[str, str],
         stack: AsyncExitStack,
-        held: set[int],
+        held: set[asyncio.Semaphore],
     ) -> tuple[FetchResult | None, str | None]:
         """One request: (result, None), or (the redirect's status, its absolute Location).
         A hop to another host waits for a slot there too, kept until the feed is done."""
         slot = self.host_slot(current)
-        if id(slot) not in held:
+        if slot not in held:
             await stack.enter_async_context(slot)
-            held.add(id(slot))
+            held.add(slot)
         async with self.client.stream("GET", current, headers=headers) as response:
             code = response.status_code
             if code < 200 or code >= 300:
