@@ -391,14 +391,14 @@ class _Parser:
         keywords: list[tuple[str, float]] = []
         for term, weight in keywords_raw.items():
             tkey = f"{key}.keywords.{_quote(term)}"
-            self.term(term, tkey)
+            text = self.term(term, tkey)
             self.check(
                 isinstance(weight, int | float) and not isinstance(weight, bool),
                 tkey,
                 f"weight must be a number, not {_kind(weight)}",
             )
             self.check(weight > 0, tkey, "weight must be positive")
-            keywords.append((term.strip(), float(weight)))
+            keywords.append((text, float(weight)))
         self.check(bool(keywords), f"{key}.keywords", "needs at least one term")
         max_entries = self.get(t, key, "max_entries", int, settings.max_entries)
         self.check(max_entries > 0, f"{key}.max_entries", "must be at least 1")
