@@ -196,15 +196,8 @@ def example_html(example_dir: Path, run_digest: RunDigest) -> Path:
 def test_example_digest_reads_well_in_chromium(
     width: int, example_html: Path, tmp_path: Path
 ) -> None:
-    browser = chromium()
-    layout = measure(browser, example_html, width, tmp_path)
-    assert_reads_well(layout, width)
+    layout = read_in_chromium(example_html, width, tmp_path, dark=width == min(WIDTHS))
     assert layout["links"], "the example digest links to its papers"
-
-    height = min(max(int(layout["scrollHeight"]), 600), 16000)
-    screenshot(browser, example_html, width, height, tmp_path)
-    if width == min(WIDTHS):
-        screenshot(browser, example_html, width, height, tmp_path, dark=True)
 
 
 @pytest.fixture
@@ -234,12 +227,21 @@ def sectioned_html(tmp_path: Path) -> Path:
 def test_a_digest_with_sections_reads_well_in_chromium(
     width: int, sectioned_html: Path, tmp_path: Path
 ) -> None:
-    browser = chromium()
-    layout = measure(browser, sectioned_html, width, tmp_path)
-    assert_reads_well(layout, width)
+    layout = read_in_chromium(sectioned_html, width, tmp_path)
     assert len(layout["links"]) == 4
+
+
+def read_in_chromium(page: Path, width: int, tmp_path: Path, dark: bool = False) -> dict[str, Any]:
+    """The page's layout at this width, checked with assert_reads_well, then screenshotted
+    (also in dark mode when asked) at its height within 600 to 16000 px."""
+    browser = chromium()
+    layout = measure(browser, page, width, tmp_path)
+    assert_reads_well(layout, width)
     height = min(max(int(layout["scrollHeight"]), 600), 16000)
-    screenshot(browser, sectioned_html, width, height, tmp_path)
+    screenshot(browser, page, width, height, tmp_path)
+    if dark:
+        screenshot(browser, page, width, height, tmp_path, dark=True)
+    return layout
 
 
 def assert_reads_well(layout: dict[str, Any], width: int) -> None:
