@@ -22,7 +22,12 @@ NOW = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 SENDER = "Morning papers <digest@example.org>"
 
 
-def message(subject: str = "Papers — 2026-11-20: 3 new", to_name: str = "ada") -> EmailMessage:
+def message(
+    subject: str = "Papers — 2026-11-20: 3 new",
+    to_name: str = "ada",
+    list_name: str = "digest",
+    unsubscribe_url: str | None = None,
+) -> EmailMessage:
     return compose(
         sender=SENDER,
         to_name=to_name,
@@ -32,6 +37,8 @@ def message(subject: str = "Papers — 2026-11-20: 3 new", to_name: str = "ada")
         html="<p>html</p>\n",
         msg_id=message_id("subscriber:ada", "2026-11-20", SENDER),
         now=NOW,
+        list_name=list_name,
+        unsubscribe_url=unsubscribe_url,
     )
 
 
@@ -163,22 +170,11 @@ def test_list_headers_offer_unsubscribe_and_one_click_only_over_https() -> None:
         "<mailto:digest@example.org?subject=unsubscribe%20ada%40example.org>"
     )
     assert plain["List-Unsubscribe-Post"] is None
-    kwargs = {
-        "sender": SENDER,
-        "to_name": "ada",
-        "to_address": "ada@example.org",
-        "subject": "s",
-        "text": "t",
-        "html": "<p>h</p>",
-        "msg_id": "<x@example.org>",
-        "now": NOW,
-        "list_name": "Morning papers",
-    }
-    https = compose(**kwargs, unsubscribe_url="https://example.org/unsubscribe")  # type: ignore[arg-type]
+    https = message(list_name="Morning papers", unsubscribe_url="https://example.org/unsubscribe")
     assert https["List-Id"] == "Morning papers <morning-papers.example.org>"
     assert https["List-Unsubscribe"].startswith("<https://example.org/unsubscribe>, <mailto:")
     assert https["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    http = compose(**kwargs, unsubscribe_url="http://example.org/u")  # type: ignore[arg-type]
+    http = message(list_name="Morning papers", unsubscribe_url="http://example.org/u")
     assert http["List-Unsubscribe-Post"] is None
 
 
