@@ -1121,16 +1121,7 @@ class KeywordRanker:
 
     def _base(self, hits: _Hits) -> _Floats:
         """rarity × saturation of each hit (1 for a followed name)."""
-        stats = self._collection
-        averages = np.zeros(len(FIELDS) + 1)
-        for field in NORMALISED:
-            averages[FIELDS.index(field)] = stats.average_length.get(field) or 0.0
-        average = averages[hits.field]
-        norm = np.ones(len(hits.field))
-        some = average > 0
-        norm[some] = 1.0 - B + B * hits.length[some] / average[some]
-        count = hits.count.astype(np.float64)
-        base = self._rarities()[hits.term] * (count * (K1 + 1.0) / (count + K1 * norm))
+        base = self._rarities()[hits.term] * _saturations(hits, self._factors()[1])
         base[hits.field == _FOLLOW] = 1.0
         return base
 
@@ -1444,11 +1435,6 @@ class _Found:
             order = np.argsort(keys, kind="stable")
         else:
             order = np.arange(len(keys))
-        average = np.asarray([a or 0.0 for a in averages] + [0.0])[hits.field]
-        norm = np.ones(len(hits.field))
-        some = average > 0
-        norm[some] = 1.0 - B + B * hits.length[some] / average[some]
-        count = hits.count.astype(np.float64)
         ordered = keys[order]
         first = np.flatnonzero(np.diff(ordered, prepend=-1))
         if not len(first):  # no hits: one key that matches nothing
@@ -1461,7 +1447,7 @@ class _Found:
             hits.term,
             hits.field,
             hits.count,
-            count * (K1 + 1.0) / (count + K1 * norm),
+            _saturations(hits, averages),
         )
 
 
@@ -1677,6 +1663,17 @@ def _select(
                         cut[i] = f"cut at max_entries {limit}"
             return picks, cut
         want *= 4
+
+
+def _saturations(hits: _Hits, averages: Sequence[float | None]) -> _Floats:
+    """`saturation` of every hit, in arrays; `averages`: each field's average length (None:
+    not normalised), as `_factors` gives them."""
+    average = np.asarray([a or 0.0 for a in averages] + [0.0])[hits.field]
+    norm = np.ones(len(hits.field))
+    some = average > 0
+    norm[some] = 1.0 - B + B * hits.length[some] / average[some]
+    count = hits.count.astype(np.float64)
+    return count * (K1 + 1.0) / (count + K1 * norm)
 
 
 def _average(stats: Collection, field: Field) -> float | None:
