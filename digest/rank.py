@@ -717,11 +717,11 @@ class _Vocabulary:
 
     def _built(self) -> ahocorasick.Automaton | None:
         """Prefixes and acronyms, which the trie of stems cannot find."""
-        rest = {k: tid for k, tid in self._keys.items() if not k.startswith(_STEMS)}
-        if self._automaton is None and rest:
+        if self._automaton is None and (self._needs_lower or self._needs_case):
             automaton = ahocorasick.Automaton()
-            for key, tid in rest.items():
-                automaton.add_word(key, tid)
+            for key, tid in self._keys.items():
+                if not key.startswith(_STEMS):
+                    automaton.add_word(key, tid)
             automaton.make_automaton()
             self._automaton = automaton
         return self._automaton
