@@ -159,7 +159,7 @@ async def collect(
     """Fetch every feed that is due and store what is new; one failing feed never stops
     the others. Gone feeds and feeds told to wait (Retry-After, backoff) are skipped."""
     statuses = store.feed_statuses()
-    held = {f.url: r for f in config.feeds if (r := _held(f, statuses.get(f.url), now))}
+    held = {f.url: r for f in config.feeds if (r := held_report(f, statuses.get(f.url), now))}
     due = [f for f in config.feeds if f.url not in held]
     day = now.astimezone(ZoneInfo(config.settings.timezone)).date()
     results = await fetch_all(due, statuses, now, day=day, settings=config.fetch, on_done=on_feed)
@@ -169,7 +169,8 @@ async def collect(
     return [held.get(f.url) or done[f.url] for f in config.feeds]
 
 
-def _held(feed: FeedConfig, status: FeedStatus | None, now: datetime) -> FeedReport | None:
+def held_report(feed: FeedConfig, status: FeedStatus | None, now: datetime) -> FeedReport | None:
+    """Why collect skips the feed this run (gone, or told to wait), or None: it is due."""
     if status is None:
         return None
     if status.gone is not None:

@@ -42,7 +42,7 @@ from apscheduler.triggers.date import DateTrigger
 from . import pipeline
 from .config import load_config
 from .errors import ConfigError, DigestError, StateLockedError
-from .models import Config, Delivery, FeedStatus, Subscriber
+from .models import Config, Delivery, Subscriber
 from .state import Store
 
 log = logging.getLogger("digest")
@@ -399,17 +399,11 @@ def last_collection(config: Config, store: Store, now: datetime) -> datetime | N
     times = [
         statuses[f.url].last_attempt if f.url in statuses else None
         for f in config.feeds
-        if not _held(statuses.get(f.url), now)
+        if pipeline.held_report(f, statuses.get(f.url), now) is None
     ]
     if not times or any(t is None for t in times):
         return None
     return min(t for t in times if t is not None)
-
-
-def _held(status: FeedStatus | None, now: datetime) -> bool:
-    return status is not None and (
-        status.gone is not None or (status.next_fetch is not None and status.next_fetch > now)
-    )
 
 
 def _span(delta: timedelta) -> str:
