@@ -93,6 +93,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE feeds ADD COLUMN next_fetch TEXT;
     ALTER TABLE feeds ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: pruning finds whom an entry went to by the entry; a digest that went out keeps no
+    # message (earlier releases kept every sent message's bytes)
+    """
+    CREATE INDEX delivered_entries_entry ON delivered_entries (entry_id);
+    UPDATE deliveries SET message = NULL WHERE status IN ('sent', 'written', 'empty');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: the migration that created entry_keys; entries stored before it get their keys in it
@@ -313,10 +319,7 @@ class Store:
     def prune(self, now: datetime, keep_days: int) -> int:
         """Forget entries first seen more than keep_days ago, keeping their identity keys
         (16 bytes each) so that none of them ever comes back as new, and the record of
-        whom they were sent to, which only kept them out of later digests. Returns how many.
-
-        Also drops the message of any digest that went out (state files from before
-        mark_done did so): the outbox needs a message only until the server accepts it."""
+        whom they were sent to, which only kept them out of later digests. Returns how many."""
         cutoff = _ts(now - timedelta(days=keep_days))
         old = "SELECT id FROM entries WHERE first_seen < ?"
         with self._transaction() as db:
@@ -325,10 +328,6 @@ class Store:
             )
             db.execute(f"DELETE FROM entry_feeds WHERE entry_id IN ({old})", (cutoff,))
             db.execute(f"DELETE FROM delivered_entries WHERE entry_id IN ({old})", (cutoff,))
-            db.execute(
-                "UPDATE deliveries SET message = NULL WHERE message IS NOT NULL AND status IN "
-                f"({', '.join(repr(s) for s in sorted(DONE))})"
-            )
             return db.execute("DELETE FROM entries WHERE first_seen < ?", (cutoff,)).rowcount
 
     def entry_keys_count(self) -> int:

@@ -6,7 +6,6 @@ import sqlite3
 import subprocess
 import sys
 from contextlib import closing
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -124,15 +123,32 @@ def test_a_sent_digest_keeps_no_message_and_pruning_forgets_whom_old_entries_wen
         assert store.delivery("r", day).message == b"raw"  # type: ignore[union-attr]
         store.mark_done("r", day, "sent", "r@example.org", attempts=1)
         assert store.delivery("r", day).message is None  # type: ignore[union-attr]
-        # an older state file kept sent messages: pruning drops them
-        store.record_delivery(replace(pending, local_date=day - timedelta(days=1), status="sent"))
         store.prune(T0 + timedelta(days=10), keep_days=30)
-        assert store.delivery("r", day - timedelta(days=1)).message is None  # type: ignore[union-attr]
         assert store.count_entries() == 1
         store.prune(T0 + timedelta(days=31), keep_days=30)
         assert store.count_entries() == 0
     with closing(sqlite3.connect(tmp_path / "s.sqlite")) as db:
         assert db.execute("SELECT count(*) FROM delivered_entries").fetchone()[0] == 0
+
+
+def test_the_upgrade_drops_the_messages_older_releases_kept_of_sent_digests(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.sqlite"
+    with closing(sqlite3.connect(path)) as db:  # a state file as the previous release left it
+        for number, step in enumerate(MIGRATIONS[:-1]):
+            db.executescript(step)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+        for reader, status in (("a", "sent"), ("b", "pending")):
+            db.execute(
+                "INSERT INTO deliveries (reader, local_date, status, entry_ids, cutoff, "
+                "created_at, message) VALUES (?, '2026-11-20', ?, '[]', ?, ?, x'72617721')",
+                (reader, status, T0.isoformat(), T0.isoformat()),
+            )
+        db.commit()
+    with Store.open(path) as store:
+        assert store.delivery("a", date(2026, 11, 20)).message is None  # type: ignore[union-attr]
+        assert store.delivery("b", date(2026, 11, 20)).message == b"raw!"  # type: ignore[union-attr]
 
 
 def test_failed_fetch_keeps_old_validators_out(tmp_path: Path) -> None:
