@@ -4,7 +4,8 @@
 
 Two corpora, as in ../shared/peer-bench/bench_parse.py: the real feeds in
 ../shared/data/real-feeds and the first --syn-feeds feeds of the synthetic arXiv-shaped
-corpus (built by the peer harness when missing). Three parsers, timed in the same run:
+corpus (built by the peer harness when missing). Four parsers (the last when installed),
+timed in the same run:
 
 - digest: `parse_feed`, what `digest collect` runs (fast path, feedparser for the rest);
 - digest via feedparser: `parse_with_feedparser`, the same records through feedparser;

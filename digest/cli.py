@@ -317,7 +317,8 @@ def explain(
     known = {p.entry.id for p, _ in blocks} | {p.entry.link for p, _ in blocks}
     missing = [e for e in entries if e not in known]
     if missing:
-        _err(f"not found in the state file's last 30 days: {', '.join(missing)}")
+        days = pipeline.COLLECTION_WINDOW.days
+        _err(f"not found in the state file's last {days} days: {', '.join(missing)}")
         sys.exit(EXIT_FAILED)
 
 
