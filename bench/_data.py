@@ -6,7 +6,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,21 +27,26 @@ def peer_bench() -> Path:
     return PEER_BENCH
 
 
-@lru_cache(maxsize=1)
-def entries() -> tuple[Entry, ...]:
-    """The day's entries every digest of a run draws from (the example feeds, deduplicated)."""
+@lru_cache(maxsize=2)
+def entries(spread: bool = False) -> tuple[Entry, ...]:
+    """The day's entries every digest of a run draws from (the example feeds, deduplicated).
+
+    The example entries are all published at 06:00 UTC, the same date in every zone;
+    `spread` spreads them over the 24 hours before NOW instead, as a mix of feeds would be,
+    so that zones hours apart show some of them on different dates."""
     found: list[Entry] = []
     for path in sorted((ROOT / "examples" / "feeds").iterdir()):
         parsed = parse_feed(path.name, path.read_bytes())
         for c in merge([(path.stem, str(path), parsed.entries)]):
             e = c.entry
+            published = NOW - timedelta(minutes=len(found) * 37 % 1440) if spread else e.published
             found.append(
                 Entry(
                     id=c.id,
                     title=e.title,
                     link=e.link,
                     summary=e.summary,
-                    published=e.published,
+                    published=published,
                     feeds=c.feeds,
                     first_seen=NOW,
                     authors=e.authors,
@@ -60,14 +65,17 @@ TERMS = (
 )  # fmt: skip
 
 
-def digest(n: int, name: str = "ada", offset: int = 0, profile: int | None = None) -> Digest:
+def digest(
+    n: int, name: str = "ada", offset: int = 0, profile: int | None = None, spread: bool = False
+) -> Digest:
     """An n-pick digest with realistic text, scores and why lines, as a real run builds one.
 
     Entries are shared between digests, as the day's entries are. A pick is a profile's: each
     `profile` (default: the reader's own, numbered by `offset`) picks its own entries and
     scores them its own way, so readers who share a profile get the same picks, and others
-    get their own scores and why lines. The zone (dates shown) is the reader's."""
-    pool = entries()
+    get their own scores and why lines. The zone (dates shown) is the reader's; `spread`:
+    see entries()."""
+    pool = entries(spread)
     number = offset if profile is None else profile
     k = len(TERMS)
     terms = (TERMS[number % k], TERMS[(number // k + 1) % k], TERMS[(number // k**2 + 2) % k])

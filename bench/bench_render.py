@@ -3,12 +3,13 @@
     python bench/bench_render.py [--entries 30] [--digests 500] [--profiles N] [--repeats 7]
 
 Each timed round is what one run does for its subscribers: render's caches start empty,
-every digest draws its picks from the same day's entries (the example feeds), and zones vary.
-Subscribers share profiles (`--profiles`, default 50 for 500 subscribers; a profile's picks,
-scores and why lines are its own), so a pick is rendered once per zone and reused by the
-other subscribers of its profile, and an entry's own parts once per zone for everyone.
-It then times the worst case too, every subscriber a profile of their own (only entries
-shared); `--profiles 0` times that case alone.
+every digest draws its picks from the same day's entries (the example feeds, their
+publication times spread over the day before), and subscribers are in four zones.
+Subscribers share profiles (`--profiles`, default 50 for 500 subscribers; a profile's
+picks, scores and why lines are its own), so a digest's rows are made once for the
+subscribers of its profile who see the same dates, and an entry's own parts once per date
+shown for everyone. It then times the worst case too, every subscriber a profile of their
+own (only entries shared); `--profiles 0` times that case alone.
 The floor is the same three documents built with f-strings (escaping included, the CSS
 written inline by hand), with the same caches emptied, timed in alternation with render in
 the same run. Target: >= 2,000 digests/s.
@@ -77,7 +78,8 @@ def rounds(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list
 def measure(a: argparse.Namespace, profiles: int) -> tuple[float, float]:
     """Digests/s of render and of the floor, printed with every round's time."""
     digests = [
-        digest(a.entries, f"reader{i}", offset=i, profile=i % profiles) for i in range(a.digests)
+        digest(a.entries, f"reader{i}", offset=i, profile=i % profiles, spread=True)
+        for i in range(a.digests)
     ]
     times = rounds(
         {

@@ -311,6 +311,22 @@ async def deliver(
     digest of today (the last run died, or the server deferred it) is re-sent as it was; one
     of an earlier date is folded, and its entries go into today's digest instead.
     """
+    from .render import clear_caches
+
+    try:
+        return await _deliver(config, store, now, dry_run=dry_run, only=only)
+    finally:
+        clear_caches()  # what the run's digests shared is not kept until the next run
+
+
+async def _deliver(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    dry_run: bool,
+    only: Mapping[str, date] | None,
+) -> list[DeliveryReport]:
     from .render import render
     from .send import Outgoing
 

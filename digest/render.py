@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import css_inline
 import jinja2
 import markdown
+from jinja2.runtime import Context, Macro
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
@@ -101,15 +103,27 @@ def _own_line(m: re.Match[str]) -> bool:
     return not before.strip() and (not after.strip() or after.lstrip().startswith("{%"))
 
 
+class _Environment(jinja2.Environment):
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """The globals as one dict, not Jinja's ChainMap over the environment's: ours are
+        all set before a template loads, and copying a ChainMap into each render's context
+        cost a third of a short template's render."""
+        return {**self.globals, **(d or {})}
+
+
+class _SandboxedEnvironment(SandboxedEnvironment):
+    make_globals = _Environment.make_globals
+
+
 @lru_cache(maxsize=4)
 def environment(directory: Path | None = None) -> jinja2.Environment:
     """The built-in templates, or a user's directory (falling back to the built-in ones for
     templates it lacks) rendered in Jinja's sandbox: a template is code."""
     loader: jinja2.BaseLoader = InliningLoader(template_dir())
-    env_class = jinja2.Environment
+    env_class: type[jinja2.Environment] = _Environment
     if directory is not None:
         loader = jinja2.ChoiceLoader([InliningLoader(directory), loader])
-        env_class = SandboxedEnvironment
+        env_class = _SandboxedEnvironment
     env = env_class(
         loader=loader,
         # the built-in templates are part of the installed package; a user's are re-read
@@ -144,16 +158,14 @@ def render(
     """Render every format of one digest, with the user's templates when given."""
     env = environment(templates)
     title = subject(digest)
-    zone = digest.reader.timezone
-    picks = [_pick_view(pick, zone) for pick in digest.picks]
-    sections = group(picks)
+    layout = _layout(digest.picks, digest.reader.timezone)
     context = {
         "digest": digest,
         "subject": title,
         "unsubscribe_url": http_url(unsubscribe_url),
-        "picks": [item for section in sections for _, item in section.items],
-        "sections": sections,
-        "sectioned": bool(sections[0].name) if sections else False,
+        "picks": layout.shown,
+        "sections": layout.sections,
+        "sectioned": layout.sectioned,
     }
     return RenderedDigest(
         subject=title,
@@ -171,21 +183,52 @@ class Section(NamedTuple):
     items: list[tuple[int, PickView]]
 
 
+#: where a section's rows came from: environment, template, macro
+_RowMaker = tuple[jinja2.Environment, str | None, str]
+
+
+class _Items(list[tuple[int, "PickView"]]):
+    """A section's (number, pick) pairs, with the rows `pick_rows` made of them (hidden
+    from sandboxed templates: "_")."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, items: Iterable[tuple[int, PickView]]) -> None:
+        super().__init__(items)
+        self._rows: dict[_RowMaker, str] = {}
+
+
 def group(picks: Sequence[PickView]) -> list[Section]:
     """Picks under a heading per section, sections in order of first appearance, picks in
     rank order within each and numbered through. One unnamed section when no pick has one;
     when some do, picks without one go under UNSECTIONED."""
     if not any(item.section for item in picks):
-        return [Section("", list(enumerate(picks, 1)))] if picks else []
+        return [Section("", _Items(enumerate(picks, 1)))] if picks else []
     by_name: dict[str, list[PickView]] = {}
     for item in picks:
         name = " ".join(item.section.translate(_CONTROLS).split()) or UNSECTIONED
         by_name.setdefault(name, []).append(item)
     sections, number = [], 0
     for name, items in by_name.items():
-        sections.append(Section(name, list(enumerate(items, number + 1))))
+        sections.append(Section(name, _Items(enumerate(items, number + 1))))
         number += len(items)
     return sections
+
+
+@jinja2.pass_context
+def pick_rows(context: Context, row: Macro, items: Sequence[tuple[int, PickView]]) -> str:
+    """The template's `row` macro for each (number, pick) of a section, joined. A
+    section's rows are made once for every digest that shares its layout, rather than
+    escaped and wrapped again in each; the loop runs here, not in the template."""
+    made: dict[_RowMaker, str] | None = getattr(items, "_rows", None)
+    maker = (context.environment, context.name, row.name)
+    if made is not None and maker in made:
+        return made[maker]
+    joined = "".join([row(number, item) for number, item in items])
+    rows = Markup(joined) if context.eval_ctx.autoescape else joined
+    if made is not None:
+        made[maker] = rows
+    return rows
 
 
 def _render(env: jinja2.Environment, name: str, context: dict[str, object]) -> str:
@@ -194,6 +237,55 @@ def _render(env: jinja2.Environment, name: str, context: dict[str, object]) -> s
     except jinja2.TemplateError as e:
         where = f"{e.filename}:{e.lineno}" if isinstance(e, jinja2.TemplateSyntaxError) else name
         raise TemplateError(f"template {where}: {e.message or type(e).__name__}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """A digest's picks as the templates show them, shared by every digest with the same
+    picks showing the same dates (subscribers of one profile, in zones where the dates
+    read the same): its sections' rows are made once for them all."""
+
+    picks: tuple[Pick, ...]
+    sections: list[Section]
+    #: the pick views in the order shown
+    shown: list[PickView]
+    sectioned: bool
+
+
+#: layouts by zone and picks (entry ids and scores: cheap to hash, then checked whole)
+_LAYOUTS: dict[tuple[str, tuple[str, ...], tuple[float, ...]], _Layout] = {}
+#: the same layouts by the ids of the views they show, which they keep alive: zones where
+#: every pick's date reads the same share one
+_LAYOUTS_SHOWING: dict[tuple[int, ...], _Layout] = {}
+#: a layout of 30 picks, its views and its rows in three formats hold ~220 KB
+LAYOUTS_MAX = 128
+_ENTRY_ID = attrgetter("entry.id")
+_SCORE = attrgetter("score")
+
+
+def _layout(picks: tuple[Pick, ...], zone: str) -> _Layout:
+    key = (zone, tuple(map(_ENTRY_ID, picks)), tuple(map(_SCORE, picks)))
+    found = _LAYOUTS.get(key)
+    if found is not None and found.picks == picks:
+        return found
+    views = [_pick_view(pick, zone) for pick in picks]
+    showing = tuple(map(id, views))
+    layout = _LAYOUTS_SHOWING.get(showing)
+    if layout is None:
+        sections = group(views)
+        layout = _Layout(
+            picks=picks,
+            sections=sections,
+            shown=[item for section in sections for _, item in section.items],
+            sectioned=bool(sections[0].name) if sections else False,
+        )
+        if len(_LAYOUTS_SHOWING) >= LAYOUTS_MAX:
+            _LAYOUTS_SHOWING.clear()
+        _LAYOUTS_SHOWING[showing] = layout
+    if len(_LAYOUTS) >= LAYOUTS_MAX:
+        _LAYOUTS.clear()
+    _LAYOUTS[key] = layout
+    return layout
 
 
 def archive_page(title: str, markdown_text: str, up: str | None = None) -> str:
@@ -210,11 +302,15 @@ def render_index(title: str, pages: list[tuple[date, str, int]]) -> str:
 
 
 def clear_caches() -> None:
-    """Forget the text computed for earlier digests (benchmarks start each round empty)."""
-    for cached in (excerpt, wrap, _numbered, markdown_escape, markdown_heading, _entry_view):
+    """Forget the text computed for earlier digests: at the end of a run, so that a daemon
+    holds none of it until the next one (and benchmarks start each round empty)."""
+    for cached in (excerpt, wrap, _numbered, markdown_escape, markdown_heading):
         cached.cache_clear()
+    _entry_view.cache_clear()
+    _dated_entry_view.cache_clear()
     _PICK_VIEWS.clear()
-    _ROWS.clear()
+    _LAYOUTS.clear()
+    _LAYOUTS_SHOWING.clear()
 
 
 # Many subscribers share the day's entries: their text is escaped and wrapped once.
@@ -315,8 +411,14 @@ class EntryView:
 
 @lru_cache(maxsize=8192)
 def _entry_view(entry: Entry, zone: str) -> EntryView:
+    """The entry as shown in a zone: the same view in every zone where its date reads the
+    same, so readers there share what is made from it."""
+    return _dated_entry_view(entry, _local_date(entry, ZoneInfo(zone)))
+
+
+@lru_cache(maxsize=8192)
+def _dated_entry_view(entry: Entry, date: str) -> EntryView:
     url = http_url(entry.link)
-    date = _local_date(entry, ZoneInfo(zone))
     byline = _byline(entry)
     parts = [", ".join(entry.feeds), date, byline]
     if entry.upvotes is not None:
@@ -367,46 +469,25 @@ class PickView:
     md_body: str
 
 
-#: views of recent picks by (entry id, score, zone), a key cheaper to hash than the pick
+#: views of recent picks by (entry id, score, date shown), a key cheaper to hash than the pick
 _PICK_VIEWS: dict[tuple[str, float, str], PickView] = {}
 PICK_VIEWS_MAX = 8192
 
 
 def _pick_view(pick: Pick, zone: str) -> PickView:
-    """Subscribers who share a profile share its picks: each is rendered once per zone."""
-    key = (pick.entry.id, pick.score, zone)
+    """Subscribers who share a profile share its picks: each is made once per date shown."""
+    shared = _entry_view(pick.entry, zone)
+    key = (pick.entry.id, pick.score, shared.date)
     view = _PICK_VIEWS.get(key)
     if view is not None and (view.pick is pick or view.pick == pick):
         return view
     if len(_PICK_VIEWS) >= PICK_VIEWS_MAX:
         _PICK_VIEWS.clear()
-    view = _PICK_VIEWS[key] = _new_pick_view(pick, zone)
+    view = _PICK_VIEWS[key] = _new_pick_view(pick, shared)
     return view
 
 
-#: a pick's rendered HTML row by (its view's id, its number); the view is kept with it, so
-#: its id cannot be reused while the row is cached
-_ROWS: dict[tuple[int, int], tuple[PickView, Markup]] = {}
-
-
-def pick_rows(row: Callable[[int, PickView], str], items: Sequence[tuple[int, PickView]]) -> Markup:
-    """The HTML template's `row` macro for each (number, pick), each row rendered once for
-    every subscriber of the profile in that zone (same view, same number) rather than
-    escaped again in each digest; the loop runs here, not in the template."""
-    rows = []
-    for number, item in items:
-        key = (id(item), number)
-        found = _ROWS.get(key)
-        if found is None or found[0] is not item:
-            if len(_ROWS) >= PICK_VIEWS_MAX:
-                _ROWS.clear()
-            found = _ROWS[key] = (item, Markup(row(number, item)))
-        rows.append(found[1])
-    return Markup("".join(rows))
-
-
-def _new_pick_view(pick: Pick, zone: str) -> PickView:
-    shared = _entry_view(pick.entry, zone)
+def _new_pick_view(pick: Pick, shared: EntryView) -> PickView:
     reason, score = why(pick), f"{round(pick.score, 1):g}"
     return PickView(
         pick=pick,

@@ -10,6 +10,7 @@ from xml.sax.saxutils import escape
 
 from servers import HTTPServer
 
+from digest import render
 from digest.config import load_config
 from digest.models import Config, Entry, FeedStatus
 from digest.pipeline import collect_only, feed_problems, run
@@ -71,6 +72,20 @@ def test_a_subscriber_added_later_gets_only_the_last_24_hours(tmp_path: Path) ->
         "New reinforcement learning paper"
     ]
     assert [d.outcome for d in report.deliveries] == ["empty", "written"]
+
+
+def test_subscribers_of_a_profile_share_rows_only_within_a_run(tmp_path: Path) -> None:
+    """Two subscribers of one profile get the same picks, rendered once; each digest still
+    names its own reader, and nothing rendered is held after the run (a daemon would keep
+    the day's text until the next one)."""
+    write_rss(tmp_path / "feed.rss", ["A reinforcement learning paper", "Reinforcement learning"])
+    run(make_config(tmp_path, ["ada", "grace"]), DAY1)
+    day = tmp_path / "out" / "2026-11-20"
+    for part in ("txt", "html"):
+        ada, grace = (day / f"ada.{part}").read_text(), (day / f"grace.{part}").read_text()
+        assert "grace" not in ada and grace.replace("grace", "ada") == ada
+    assert render._entry_view.cache_info().currsize == 0
+    assert not render._LAYOUTS and not render._PICK_VIEWS
 
 
 def test_nothing_new_sends_no_email_but_the_next_digest_starts_there(tmp_path: Path) -> None:

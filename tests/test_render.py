@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from digest.errors import TemplateError
 from digest.models import Entry, Pick, RenderedDigest
 from digest.rank import KeywordRanker
-from digest.render import TEXT_WIDTH, render, render_index
+from digest.render import TEXT_WIDTH, render, render_index, template_dir
 
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 MARKDOWN_TRICKS = ["[click](http://evil) # x", "<b>hi</b>", "Learning C#"]
@@ -195,6 +195,38 @@ def test_a_users_templates_override_and_render_in_the_sandbox(tmp_path: Path) ->
     (hostile / "digest.txt.j2").write_text(escape)
     with pytest.raises(TemplateError, match="template digest.txt.j2"):
         render(one, hostile)
+
+
+def test_rows_come_from_the_templates_rendering_them(tmp_path: Path) -> None:
+    """Rows are made once and shared between digests, but only by the templates that made
+    them: a user's templates rendered after the built-in ones, on the same picks in the same
+    process, show their own rows, and the built-in ones theirs again after."""
+    edits = {
+        "digest.html.j2": ("Why: {{ item.why }}", "Reason: {{ item.why }}"),
+        "digest.txt.j2": ("{{ item.title|numbered(number) }}", "> {{ item.title }}"),
+        "digest.md.j2": ("{{ heading }} {{ number }}.", "{{ heading }} Pick {{ number }}."),
+    }
+    for name, (old, new) in edits.items():
+        source = (template_dir() / name).read_text()
+        assert old in source, f"{name} changed: update this test"
+        (tmp_path / name).write_text(source.replace(old, new))
+    picks = [pick(entry("Reward models", "about reward"))]
+    builtin = render(digest(picks))
+    mine = render(digest(picks), tmp_path)
+    assert "Reason: " in mine.html and "Why: " not in visible_text(mine.html)
+    assert "> Reward models" in mine.text and "1. Reward models" not in mine.text
+    assert "## Pick 1. " in mine.markdown
+    assert render(digest(picks)) == builtin
+    assert "Reason:" not in builtin.html and "## Pick" not in builtin.markdown
+
+
+def test_a_users_template_may_loop_over_the_picks_itself(tmp_path: Path) -> None:
+    (tmp_path / "digest.md.j2").write_text(
+        "{% for section, items in sections %}{% for number, item in items %}"
+        "{{ number }}: {{ item.title }} ({{ item.score }})\n{% endfor %}{% endfor %}"
+    )
+    picks = [Pick(entry("First"), 2.0, ()), Pick(entry("Second"), 1.25, ())]
+    assert render(digest(picks), tmp_path).markdown == "1: First (2)\n2: Second (1.2)\n"
 
 
 # --- sections ----------------------------------------------------------------------------
