@@ -180,30 +180,32 @@ class Section(NamedTuple):
 
     #: the heading; "" when the digest has no sections
     name: str
-    items: list[tuple[int, PickView]]
+    items: tuple[tuple[int, PickView], ...]
 
 
-#: where a section's rows came from: environment, template, macro
-_RowMaker = tuple[jinja2.Environment, str | None, str]
+#: which template and macro made a section's rows
+_RowMaker = tuple[str | None, str]
 
 
-class _Items(list[tuple[int, "PickView"]]):
-    """A section's (number, pick) pairs, with the rows `pick_rows` made of them (hidden
-    from sandboxed templates: "_")."""
+class _Items(tuple[tuple[int, "PickView"], ...]):
+    """A section's (number, pick) pairs, with the rows `pick_rows` made of them. A tuple:
+    a layout is shared by many digests, so no template may change it (`_rows` is hidden
+    from sandboxed templates, as every "_" name is)."""
 
-    __slots__ = ("_rows",)
+    _rows: dict[_RowMaker, str]
 
-    def __init__(self, items: Iterable[tuple[int, PickView]]) -> None:
-        super().__init__(items)
-        self._rows: dict[_RowMaker, str] = {}
+    def __new__(cls, items: Iterable[tuple[int, PickView]]) -> _Items:
+        self = super().__new__(cls, items)
+        self._rows = {}
+        return self
 
 
-def group(picks: Sequence[PickView]) -> list[Section]:
+def group(picks: Sequence[PickView]) -> tuple[Section, ...]:
     """Picks under a heading per section, sections in order of first appearance, picks in
     rank order within each and numbered through. One unnamed section when no pick has one;
     when some do, picks without one go under UNSECTIONED."""
     if not any(item.section for item in picks):
-        return [Section("", _Items(enumerate(picks, 1)))] if picks else []
+        return (Section("", _Items(enumerate(picks, 1))),) if picks else ()
     by_name: dict[str, list[PickView]] = {}
     for item in picks:
         name = " ".join(item.section.translate(_CONTROLS).split()) or UNSECTIONED
@@ -212,16 +214,26 @@ def group(picks: Sequence[PickView]) -> list[Section]:
     for name, items in by_name.items():
         sections.append(Section(name, _Items(enumerate(items, number + 1))))
         number += len(items)
-    return sections
+    return tuple(sections)
 
 
 @jinja2.pass_context
 def pick_rows(context: Context, row: Macro, items: Sequence[tuple[int, PickView]]) -> str:
-    """The template's `row` macro for each (number, pick) of a section, joined. A
-    section's rows are made once for every digest that shares its layout, rather than
-    escaped and wrapped again in each; the loop runs here, not in the template."""
-    made: dict[_RowMaker, str] | None = getattr(items, "_rows", None)
-    maker = (context.environment, context.name, row.name)
+    """The template's `row` macro for each (number, pick) of a section, joined; the loop
+    runs here, not in the template.
+
+    With the built-in templates, a section's rows are made once for every digest that
+    shares its layout, rather than escaped and wrapped again in each: their row macros
+    read nothing but their arguments (tests/test_render.py checks). A user's macro may read
+    anything (the subscriber's name), so in the sandbox rows are made for each digest."""
+    if not isinstance(row, Macro):
+        raise jinja2.TemplateRuntimeError(
+            "pick_rows(row, items): row must be a macro taking (number, pick)"
+        )
+    made: dict[_RowMaker, str] | None = (
+        None if context.environment.sandboxed else getattr(items, "_rows", None)
+    )
+    maker = (context.name, row.name)
     if made is not None and maker in made:
         return made[maker]
     joined = "".join([row(number, item) for number, item in items])
@@ -246,9 +258,9 @@ class _Layout:
     read the same): its sections' rows are made once for them all."""
 
     picks: tuple[Pick, ...]
-    sections: list[Section]
+    sections: tuple[Section, ...]
     #: the pick views in the order shown
-    shown: list[PickView]
+    shown: tuple[PickView, ...]
     sectioned: bool
 
 
@@ -276,14 +288,13 @@ def _layout(picks: tuple[Pick, ...], zone: str) -> _Layout:
         layout = _Layout(
             picks=picks,
             sections=sections,
-            shown=[item for section in sections for _, item in section.items],
+            shown=tuple(item for section in sections for _, item in section.items),
             sectioned=bool(sections[0].name) if sections else False,
         )
-        if len(_LAYOUTS_SHOWING) >= LAYOUTS_MAX:
-            _LAYOUTS_SHOWING.clear()
         _LAYOUTS_SHOWING[showing] = layout
-    if len(_LAYOUTS) >= LAYOUTS_MAX:
+    if len(_LAYOUTS) >= LAYOUTS_MAX:  # never fewer than _LAYOUTS_SHOWING: both go at once
         _LAYOUTS.clear()
+        _LAYOUTS_SHOWING.clear()
     _LAYOUTS[key] = layout
     return layout
 
@@ -391,7 +402,7 @@ def http_url(url: str | None) -> str | None:
 @dataclass(frozen=True, slots=True)
 class EntryView:
     """What a digest shows of an entry, whoever it was picked for: computed once per entry
-    and zone, and shared by every digest that holds the entry."""
+    and date shown, and shared by every digest that holds the entry."""
 
     entry: Entry
     url: str | None
@@ -417,10 +428,10 @@ def _entry_view(entry: Entry, zone: str) -> EntryView:
 
 
 @lru_cache(maxsize=8192)
-def _dated_entry_view(entry: Entry, date: str) -> EntryView:
+def _dated_entry_view(entry: Entry, date_shown: str) -> EntryView:
     url = http_url(entry.link)
     byline = _byline(entry)
-    parts = [", ".join(entry.feeds), date, byline]
+    parts = [", ".join(entry.feeds), date_shown, byline]
     if entry.upvotes is not None:
         parts.append(f"▲ {entry.upvotes}")
     meta = " · ".join(p for p in parts if p)
@@ -436,7 +447,7 @@ def _dated_entry_view(entry: Entry, date: str) -> EntryView:
     return EntryView(
         entry=entry,
         url=url,
-        date=date,
+        date=date_shown,
         byline=byline,
         meta=meta,
         excerpt=short,

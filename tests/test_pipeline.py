@@ -74,10 +74,12 @@ def test_a_subscriber_added_later_gets_only_the_last_24_hours(tmp_path: Path) ->
     assert [d.outcome for d in report.deliveries] == ["empty", "written"]
 
 
-def test_subscribers_of_a_profile_share_rows_only_within_a_run(tmp_path: Path) -> None:
-    """Two subscribers of one profile get the same picks, rendered once; each digest still
-    names its own reader, and nothing rendered is held after the run (a daemon would keep
-    the day's text until the next one)."""
+def test_subscribers_of_a_profile_get_their_own_digests_and_no_text_is_kept(
+    tmp_path: Path,
+) -> None:
+    """Two subscribers of one profile get the same picks, whose rows render shares; each
+    digest still names its own reader, and nothing rendered is held after the run (a daemon
+    would keep the day's text until the next one)."""
     write_rss(tmp_path / "feed.rss", ["A reinforcement learning paper", "Reinforcement learning"])
     run(make_config(tmp_path, ["ada", "grace"]), DAY1)
     day = tmp_path / "out" / "2026-11-20"

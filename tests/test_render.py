@@ -13,11 +13,12 @@ import pytest
 from factories import digest, entry, profile
 from hypothesis import given
 from hypothesis import strategies as st
+from jinja2 import nodes
 
 from digest.errors import TemplateError
 from digest.models import Entry, Pick, RenderedDigest
 from digest.rank import KeywordRanker
-from digest.render import TEXT_WIDTH, render, render_index, template_dir
+from digest.render import TEXT_WIDTH, environment, render, render_index, template_dir
 
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 MARKDOWN_TRICKS = ["[click](http://evil) # x", "<b>hi</b>", "Learning C#"]
@@ -218,6 +219,51 @@ def test_rows_come_from_the_templates_rendering_them(tmp_path: Path) -> None:
     assert "## Pick 1. " in mine.markdown
     assert render(digest(picks)) == builtin
     assert "Reason:" not in builtin.html and "## Pick" not in builtin.markdown
+
+
+@pytest.mark.parametrize("name", ["digest.html.j2", "digest.txt.j2", "digest.md.j2"])
+def test_the_built_in_row_macros_read_only_their_arguments(name: str) -> None:
+    """pick_rows keeps the built-in templates' rows for every digest with the same
+    layout: a row macro that read anything else (the subscriber's name, the date) would
+    show one subscriber's rows to the next."""
+    tree = environment().parse((template_dir() / name).read_text())
+    macros = list(tree.find_all(nodes.Macro))
+    assert macros, f"{name} has no row macro"
+    own = {m.name for m in macros}
+    for macro in macros:
+        read = {n.name for n in macro.find_all(nodes.Name) if n.ctx == "load"}
+        assert read <= {a.name for a in macro.args} | own, (macro.name, read)
+
+
+def test_a_users_row_macro_may_read_the_whole_digest(tmp_path: Path) -> None:
+    """A user's row macro may read more than its arguments: its rows are made per digest."""
+    source = (template_dir() / "digest.html.j2").read_text()
+    old = "Why: {{ item.why }}"
+    assert old in source, "digest.html.j2 changed: update this test"
+    (tmp_path / "digest.html.j2").write_text(source.replace(old, "For {{ digest.reader.name }}"))
+    picks = [pick(entry("Reward models"))]
+    assert "For ada" in render(digest(picks), tmp_path).html
+    assert "For bob" in render(digest(picks, reader_name="bob"), tmp_path).html
+
+
+def test_a_users_template_cannot_change_what_other_digests_show(tmp_path: Path) -> None:
+    """Subscribers with the same picks share one layout: a template cannot alter it."""
+    picks = [pick(entry("First")), pick(entry("Second"))]
+    before = render(digest(picks))
+    for i, attempt in enumerate(["{{ picks.pop() }}", "{{ sections[0][1].clear() }}"]):
+        mine = tmp_path / str(i)
+        mine.mkdir()
+        (mine / "digest.md.j2").write_text(attempt)
+        with pytest.raises(TemplateError, match="template digest.md.j2"):
+            render(digest(picks), mine)
+    assert render(digest(picks)) == before
+
+
+def test_pick_rows_takes_only_a_macro(tmp_path: Path) -> None:
+    """Anything else would be called outside the sandbox's checks."""
+    (tmp_path / "digest.txt.j2").write_text("{{ pick_rows(lipsum, sections[0][1]) }}")
+    with pytest.raises(TemplateError, match="template digest.txt.j2: .*row must be a macro"):
+        render(digest([pick(entry("First"))]), tmp_path)
 
 
 def test_a_users_template_may_loop_over_the_picks_itself(tmp_path: Path) -> None:
