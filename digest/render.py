@@ -315,10 +315,16 @@ def render_index(title: str, pages: list[tuple[date, str, int]]) -> str:
 def clear_caches() -> None:
     """Forget the text computed for earlier digests: at the end of a run, so that a daemon
     holds none of it until the next one (and benchmarks start each round empty)."""
-    for cached in (excerpt, wrap, _numbered, markdown_escape, markdown_heading):
+    for cached in (
+        excerpt,
+        wrap,
+        _numbered,
+        markdown_escape,
+        markdown_heading,
+        _entry_view,
+        _dated_entry_view,
+    ):
         cached.cache_clear()
-    _entry_view.cache_clear()
-    _dated_entry_view.cache_clear()
     _PICK_VIEWS.clear()
     _LAYOUTS.clear()
     _LAYOUTS_SHOWING.clear()
