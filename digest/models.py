@@ -55,7 +55,11 @@ class SmtpSettings:
     password_env: str | None = None
     #: a CA bundle to verify the server with, for private CAs; None: the system's
     ca_file: Path | None = None
+    #: seconds per SMTP command, except the reply to the end of DATA
     timeout: float = 30.0
+    #: seconds to wait for the reply to the end of DATA (content filters scan first);
+    #: RFC 5321 §4.5.3.2.6 asks for 10 minutes
+    data_timeout: float = 600.0
     #: persistent connections used at once for many subscribers
     connections: int = 4
     #: tries per message on a temporary (4xx or connection) failure, within one run
@@ -167,6 +171,24 @@ class MarkdownOutput:
     index: Path | None = None
 
 
+WebhookFormat = Literal["slack", "json"]
+WEBHOOK_FORMATS: tuple[WebhookFormat, ...] = ("slack", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOutput:
+    """One `[[webhooks]]` entry: a digest POSTed to a chat or an HTTP endpoint once a day."""
+
+    #: unique among webhooks; the ledger's key is "webhook:NAME"
+    name: str
+    #: https (http only for a loopback host); its path and query are secret
+    url: str
+    profile: str
+    format: WebhookFormat
+    send_at: time
+    timezone: str
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """A validated configuration file."""
@@ -179,6 +201,7 @@ class Config:
     subscribers: tuple[Subscriber, ...]
     markdown: tuple[MarkdownOutput, ...]
     fetch: FetchSettings = FetchSettings()
+    webhooks: tuple[WebhookOutput, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
