@@ -6,6 +6,8 @@ damaged, foreign, full or shared is tested through the CLI in test_state_damage.
 
 from __future__ import annotations
 
+import os
+import random
 import sqlite3
 import stat
 import subprocess
@@ -20,7 +22,7 @@ from conftest import RunDigest
 from digest.dedupe import Candidate, merge
 from digest.errors import StateError, StateLockedError
 from digest.models import Delivery, ParsedEntry
-from digest.state import open_store
+from digest.state import daemon_lock, open_store, serving_pid
 from digest.state.migrations import APPLICATION_ID, IDENTITY_STEP, MIGRATIONS, SCHEMA_VERSION
 
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
@@ -185,7 +187,7 @@ def test_read_and_scratch_stores_never_create_the_file(tmp_path: Path) -> None:
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from digest.state import open_store
+from digest.state import daemon_lock, open_store, serving_pid
 store = open_store(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "write")
 print("locked", flush=True)
 time.sleep(60)
@@ -199,6 +201,17 @@ def hold(path: Path, mode: str = "write") -> subprocess.Popen[str]:
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     return holder
+
+
+def refused_elsewhere(path: Path) -> bool:
+    """Whether another process is refused the state file for writing now."""
+    attempt = subprocess.run(
+        [sys.executable, "-c", "import sys; from digest.state import open_store; "
+         "open_store(sys.argv[1]).close()", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert attempt.returncode == 0 or "StateLockedError" in attempt.stderr, attempt.stderr
+    return attempt.returncode != 0
 
 
 def stop(holder: subprocess.Popen[str]) -> None:
@@ -226,3 +239,157 @@ def test_a_second_process_on_the_same_state_file_is_refused(
     # the lock dies with its process: a crashed run never blocks the next one
     with open_store(path) as store:
         assert store.schema_version == SCHEMA_VERSION  # type: ignore[attr-defined]
+
+
+def test_the_same_file_under_another_name_is_refused_too(tmp_path: Path) -> None:
+    """A hard link in another directory and a symbolic link are the same database: a second
+    writer by either name is refused while the first holds it."""
+    path = tmp_path / "a" / "state.sqlite"
+    with open_store(path):
+        pass
+    (tmp_path / "b").mkdir()
+    hard, soft = tmp_path / "b" / "hard.sqlite", tmp_path / "b" / "soft.sqlite"
+    os.link(path, hard)
+    soft.symlink_to(path)
+    for holder_name, other in ((path, hard), (hard, soft), (soft, path)):
+        holder = hold(holder_name)
+        try:
+            with pytest.raises(StateLockedError, match="in use by another digest process"):
+                open_store(other)
+        finally:
+            stop(holder)
+    with open_store(hard) as store:  # and each name works alone
+        assert store.count_entries() == 0
+
+
+def test_a_bind_mount_of_the_directory_is_the_same_database(tmp_path: Path) -> None:
+    real, mounted = tmp_path / "real", tmp_path / "mounted"
+    real.mkdir()
+    mounted.mkdir()
+    if subprocess.run(["mount", "--bind", str(real), str(mounted)], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here (needs root or CAP_SYS_ADMIN)")
+    try:
+        holder = hold(real / "state.sqlite")
+        try:
+            with pytest.raises(StateLockedError):
+                open_store(mounted / "state.sqlite")
+        finally:
+            stop(holder)
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
+
+
+def test_a_second_writer_in_the_same_process_is_refused_by_any_name(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    with open_store(path):
+        os.link(path, tmp_path / "other.sqlite")
+        for name in (path, tmp_path / "other.sqlite"):
+            with pytest.raises(StateLockedError):
+                open_store(name)
+
+
+def test_closing_a_reader_leaves_the_writers_sqlite_locks_in_place(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it,
+    SQLite's own included. If a read store's descriptor were closed while this process's
+    writer is open, the next process to close a connection would think it the last one and
+    delete the write-ahead log from under the writer."""
+    path = tmp_path / "state.sqlite"
+    with open_store(path) as writer:
+        writer.record_feed("a", "A", T0, status="200", candidates=cands("a", "x"))
+        for mode in ("read", "scratch"):
+            with open_store(path, mode) as reader:  # type: ignore[arg-type]
+                assert reader.count_entries() == 1
+        subprocess.run(
+            [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+             "c.execute('SELECT count(*) FROM entries').fetchone(); c.close()", str(path)],
+            check=True,
+        )  # fmt: skip
+        assert Path(f"{path}-wal").exists(), "the log was deleted while the writer had it"
+        assert refused_elsewhere(path)  # and the writer lock is still held
+        writer.record_feed("a", "A", T0, status="200", candidates=cands("a", "y"))
+    with open_store(path, "read") as store:
+        assert store.count_entries() == 2
+
+
+def test_a_hard_linked_state_file_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.sqlite"
+    with open_store(path):
+        pass
+    os.link(path, tmp_path / "backup.sqlite")
+    with open_store(path):
+        pass
+    assert "has 2 names (hard links)" in caplog.text
+
+
+CREATE = """
+import sys
+from pathlib import Path
+from digest.state import daemon_lock, open_store, serving_pid
+open_store(Path(sys.argv[1])).close()
+"""
+
+
+def test_a_crash_while_the_file_is_made_leaves_no_empty_file(tmp_path: Path) -> None:
+    """Killed at any moment of its creation, the state file is absent or whole."""
+    rng = random.Random(20261120)
+    outcomes = {"absent": 0, "whole": 0}
+    for trial in range(40):
+        path = tmp_path / f"t{trial}" / "state.sqlite"
+        path.parent.mkdir()
+        child = subprocess.Popen([sys.executable, "-c", CREATE, str(path)])
+        try:
+            child.wait(timeout=rng.uniform(0.05, 0.4))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        if not path.exists():
+            outcomes["absent"] += 1
+            continue
+        assert path.stat().st_size > 0, f"trial {trial}: an empty state file"
+        with open_store(path) as store:
+            assert store.schema_version == SCHEMA_VERSION  # type: ignore[attr-defined]
+        outcomes["whole"] += 1
+    assert outcomes["absent"] and outcomes["whole"], outcomes
+
+
+# --- the daemon lock ---------------------------------------------------------------------------
+
+HOLD_DAEMON = """
+import sys, time
+from pathlib import Path
+from digest.state import daemon_lock
+with daemon_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_one_daemon_per_database_whatever_its_name_and_writers_still_work(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a" / "state.sqlite"
+    with open_store(path):
+        pass
+    (tmp_path / "b").mkdir()
+    other = tmp_path / "b" / "state.sqlite"
+    os.link(path, other)
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", HOLD_DAEMON, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert daemon.stdout is not None and daemon.stdout.readline().strip() == "locked"
+        assert serving_pid(path) == daemon.pid
+        assert serving_pid(other) == -1  # running; its pid file is beside the other name
+        for name in (path, other):
+            with pytest.raises(StateLockedError, match="another `digest serve`"):
+                with daemon_lock(name):
+                    pass
+        with open_store(other) as store:  # the daemon lock is not the writer lock
+            store.record_feed("a", "A", T0, status="200", candidates=cands("a", "x"))
+    finally:
+        stop(daemon)
+    assert serving_pid(path) is None and serving_pid(other) is None
+    with daemon_lock(other):
+        assert serving_pid(path) == -1 and serving_pid(other) == os.getpid()

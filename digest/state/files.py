@@ -197,6 +197,8 @@ def daemon_lock(path: Path) -> Iterator[None]:
         try:
             yield
         finally:
+            if _read_pid(path) == os.getpid():
+                _pid_file(path).unlink(missing_ok=True)
             _ofd(handle.fd, fcntl.F_OFD_SETLK, fcntl.F_UNLCK)
     finally:
         release(handle)
@@ -219,12 +221,21 @@ def serving_pid(path: Path) -> int | None:
 
 
 def _read_pid(path: Path) -> int | None:
-    """The pid a daemon wrote beside this name of the file (None: none, or another name)."""
+    """The pid a running daemon wrote beside this name of the file (None: none, or the
+    daemon was started with another name and this file is from one that was killed)."""
     try:
         text = _pid_file(path).read_text().strip()
     except OSError:
         return None
-    return int(text) if text.isdigit() else None
+    if not text.isdigit():
+        return None
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, as another user
+        pass
+    return int(text)
 
 
 def _second_daemon(path: Path, pid: int | None) -> StateLockedError:
