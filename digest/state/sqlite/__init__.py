@@ -107,12 +107,13 @@ def _open_for_writing(path: Path) -> SqliteStore:
         # check_same_thread off: while digests are sent, the outbox is written from a
         # thread of its own (pipeline._send_all), never at the same time as from this one.
         db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        version = checked_version(db, path)  # before anything is written to it
         db.execute("PRAGMA journal_mode=WAL")
         # In WAL mode, NORMAL survives any crash of the process (the kill tests prove it);
         # only an OS crash or power loss can undo the last commits, which at worst
         # re-sends a digest. FULL would fsync twice per delivery and halve throughput.
         db.execute("PRAGMA synchronous=NORMAL")
-        migrate(db, checked_version(db, path))
+        migrate(db, version)
         return SqliteStore(db, path, "write", handle)
     except BaseException:
         if db is not None:

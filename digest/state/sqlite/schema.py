@@ -44,13 +44,28 @@ def checked_version(db: sqlite3.Connection, path: Path) -> int:
                 "delete it and digest makes a new one"
             )
         raise refuse(f"it holds another program's tables ({', '.join(tables[:5])})")
-    missing = sorted(_expected_schema(version) - found)
+    missing = _missing(_expected_schema(version), found)
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise refuse(
             f"it says schema version {version} but has no {', no '.join(missing[:3])}{more}"
         )
     return version
+
+
+def _missing(expected: frozenset[str], found: frozenset[str]) -> list[str]:
+    """What is expected and not found, tables first, without the columns of those."""
+    absent = expected - found
+    tables = {item.split()[1] for item in absent if item.startswith("table ")}
+    kinds = {"table": 0, "column": 1, "index": 2}
+    return sorted(
+        (
+            item
+            for item in absent
+            if not (item.startswith("column ") and item.split()[1].split(".")[0] in tables)
+        ),
+        key=lambda item: (kinds[item.split()[0]], item),
+    )
 
 
 def pragma(db: sqlite3.Connection, name: str) -> int:
