@@ -44,8 +44,8 @@ def failure(location: str, e: sqlite3.Error) -> StateError:
     detail = str(e)
     if name == "SQLITE_FULL":
         why = (
-            "cannot be written: the disk is full. Nothing is lost, what was not recorded is "
-            "done again: free some space and run digest again"
+            "cannot be written: its disk is full. Nothing is lost: free some space and run "
+            "digest again, and what was not recorded is done then"
         )
     elif name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         why = (
