@@ -6,17 +6,22 @@ to. (The disk filling up is in test_state_disk_full.py.)
 
 from __future__ import annotations
 
+import logging
 import random
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import RunDigest
 
+from digest import schedule
 from digest.cli import cli
+from digest.config import load_config
 from digest.state.migrations import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
 DAY1 = "2026-11-20T06:00:00Z"
@@ -88,10 +93,15 @@ path = "wiki/{{date}}.md"
 
     def digest(self, *args: str) -> Result:
         """`digest ARGS --config …` in this process, from the install's directory."""
+        logger = logging.getLogger("digest")
+        saved = (logger.handlers[:], logger.level, logger.propagate)
         with pytest.MonkeyPatch.context() as patch:
             patch.chdir(self.root)
             command = [args[0], "--config", str(self.config), *args[1:]]
-            result = CliRunner().invoke(cli, command)
+            try:
+                result = CliRunner().invoke(cli, command)
+            finally:  # the command sets up the process's logging: not for later tests
+                logger.handlers[:], logger.level, logger.propagate = saved
         assert result.exception is None or isinstance(result.exception, SystemExit), (
             f"digest {' '.join(args)} raised {result.exception!r}:\n{result.stderr}"
         )
@@ -321,3 +331,58 @@ def test_an_unreadable_feed_row_is_fetched_as_new_and_reported(install: Install)
     assert install.written("2026-11-21") == {"ada", "grace"}
     feeds = install.digest("feeds", "--now", DAY2)  # rewritten by that fetch
     assert feeds.exit_code == 0 and "cannot be read" not in feeds.stderr
+
+
+def test_an_older_file_whose_upgrade_fails_is_one_line_and_stays_as_it_was(
+    install: Install,
+) -> None:
+    """The read-only commands upgrade a copy in memory: that too is one line."""
+    install.day(1)
+    install.state.parent.mkdir()
+    with closing(sqlite3.connect(install.state)) as db:
+        for number, step in enumerate(MIGRATIONS[:-1]):
+            db.executescript(step)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+        # made by hand: the index the last step creates is there already
+        db.execute("CREATE INDEX delivered_entries_entry ON delivered_entries (reader)")
+        db.commit()
+    for name, args in COMMANDS.items():
+        line = one_line(install.digest(*args), str(install.state))
+        assert f"cannot be upgraded from schema version {SCHEMA_VERSION - 1} to" in line, name
+        assert "delivered_entries_entry already exists" in line, name
+    with closing(sqlite3.connect(install.state)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION - 1,)
+
+
+def test_serve_refuses_an_unusable_state_file_before_it_starts(
+    install: Install, run_digest: RunDigest
+) -> None:
+    install.day(1)
+    install.state.parent.mkdir()
+    install.state.write_bytes(b"")
+    result = run_digest("serve", "--config", str(install.config), timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {install.state} is not a usable digest state file: it is empty (0 bytes), "
+        "so it cannot be the record of what was sent; if you meant to start afresh, delete "
+        "it and digest makes a new one"
+    ]
+    assert install.state.read_bytes() == b""
+
+
+def test_the_daemon_delivers_to_the_others_when_one_readers_row_is_unreadable(
+    install: Install, caplog: pytest.LogCaptureFixture
+) -> None:
+    install.day(1)
+    assert install.digest("run", "--now", DAY1).exit_code == 0
+    install.sql("UPDATE deliveries SET local_date = '20 Nov' WHERE reader = 'subscriber:ada'")
+    install.day(2)
+    config = load_config(install.config)
+    at = datetime(2026, 11, 21, 7, 1, tzinfo=UTC)  # just after both send_at
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(install.root)
+        reports = schedule.Daemon(config, clock=lambda: at).deliver_due(["ada", "grace"])
+    people = [(r.reader, r.outcome) for r in reports if not r.reader.startswith("wiki/")]
+    assert people == [("grace", "written")]
+    assert "delivery ada 2026-11-21: FAILED" in caplog.text
+    assert "local_date: '20 Nov' is not a date" in caplog.text

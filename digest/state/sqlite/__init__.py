@@ -82,7 +82,7 @@ def _build(path: Path) -> None:
     """A new state file at the current schema, committed and synced."""
     db = sqlite3.connect(path, isolation_level=None)
     try:
-        migrate(db, 0)
+        migrate(db, 0, path)
     finally:
         db.close()
 
@@ -113,7 +113,7 @@ def _open_for_writing(path: Path) -> SqliteStore:
         # only an OS crash or power loss can undo the last commits, which at worst
         # re-sends a digest. FULL would fsync twice per delivery and halve throughput.
         db.execute("PRAGMA synchronous=NORMAL")
-        migrate(db, version)
+        migrate(db, version, path)
         return SqliteStore(db, path, "write", handle)
     except BaseException:
         if db is not None:
@@ -129,7 +129,7 @@ def _open_for_reading(path: Path, *, scratch: bool) -> SqliteStore:
         if path.is_symlink():
             raise StateError(f"the state file {path} is a symbolic link to nothing")
         memory = _memory()
-        migrate(memory, 0)
+        migrate(memory, 0, path)
         return SqliteStore(memory, path, mode)
     handle = _acquire(path, writable=False)
     source: sqlite3.Connection | None = None
@@ -159,7 +159,7 @@ def _open_for_reading(path: Path, *, scratch: bool) -> SqliteStore:
     source.close()
     files.release(handle)
     try:
-        migrate(memory, version)
+        migrate(memory, version, path)
     except BaseException:
         memory.close()
         raise

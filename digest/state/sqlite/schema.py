@@ -3,6 +3,7 @@ migrations applied to it."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from contextlib import suppress
 from functools import cache
@@ -17,6 +18,8 @@ from ..migrations import (
     backfill_keys,
     statements,
 )
+
+log = logging.getLogger("digest")
 
 
 def checked_version(db: sqlite3.Connection, path: Path) -> int:
@@ -101,28 +104,44 @@ def _expected_schema(version: int) -> frozenset[str]:
         db.close()
 
 
-def migrate(db: sqlite3.Connection, version: int) -> None:
+def migrate(db: sqlite3.Connection, version: int, location: Path) -> None:
     """Each missing step in a transaction of its own; a new or older file is marked as
-    digest's (application_id)."""
+    digest's (application_id). A step that fails leaves the file at the version before it."""
     for number in range(version, SCHEMA_VERSION):
         db.execute("BEGIN IMMEDIATE")
         try:
             for statement in statements(MIGRATIONS[number]):
                 db.execute(statement)
             if number == IDENTITY_STEP:
-                found = db.execute("SELECT id, title, link FROM entries").fetchall()
                 db.executemany(
                     "INSERT INTO entry_keys (key, entry_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    backfill_keys(found),
+                    backfill_keys(_backfillable(db, location)),
                 )
             db.execute(f"PRAGMA user_version = {number + 1}")
             if number == SCHEMA_VERSION - 1:
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute("COMMIT")
-        except BaseException:
+        except BaseException as e:
             if db.in_transaction:
                 with suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.OperationalError) and e.sqlite_errorname == "SQLITE_ERROR":
+                raise StateError(
+                    f"the state file {location} cannot be upgraded from schema version "
+                    f"{number} to {number + 1} ({e}); it is left at version {number}"
+                ) from e
             raise
     if version == SCHEMA_VERSION and pragma(db, "application_id") == 0:
         db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+
+def _backfillable(db: sqlite3.Connection, location: Path) -> list[tuple[str, str, str | None]]:
+    """The entries (id, title, link) whose keys can be made; one edited into other types
+    gets none (it may come back as new once), with a warning naming it."""
+    found = []
+    for entry_id, title, link in db.execute("SELECT id, title, link FROM entries"):
+        if isinstance(entry_id, str) and isinstance(title, str) and isinstance(link, str | None):
+            found.append((entry_id, title, link))
+        else:
+            log.warning("%s: entry %r cannot be read; it gets no identity keys", location, entry_id)
+    return found
