@@ -393,3 +393,18 @@ def test_one_daemon_per_database_whatever_its_name_and_writers_still_work(
     assert serving_pid(path) is None and serving_pid(other) is None
     with daemon_lock(other):
         assert serving_pid(path) == -1 and serving_pid(other) == os.getpid()
+
+
+def test_only_the_sqlite_store_imports_sqlite3() -> None:
+    """Everything above the store talks to the Store Protocol."""
+    package = Path(__file__).resolve().parent.parent / "digest"
+    importers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if any(
+            line.split("#")[0].split() in (["import", "sqlite3"], ["from", "sqlite3", "import"])
+            or line.startswith("from sqlite3 ")
+            for line in path.read_text().splitlines()
+        )
+    )
+    assert importers and all(name.startswith("state/sqlite/") for name in importers), importers
