@@ -23,6 +23,8 @@ STATUSES: frozenset[str] = frozenset(get_args(DeliveryStatus))
 _WITH_MESSAGE = frozenset({"pending", "failed"})
 
 Row = Mapping[str, Any]
+#: how every instant is stored (see `ts`)
+_UTC = "+00:00"
 
 
 class BadValue(ValueError):
@@ -105,11 +107,13 @@ def strings(row: Row, column: str) -> tuple[str, ...]:
 
 
 def parse_strings(column: str, value: str) -> tuple[str, ...]:
+    if value == "[]":
+        return ()
     try:
         items = json.loads(value)
     except (ValueError, RecursionError):
         raise BadValue(column, "not a JSON list") from None
-    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+    if type(items) is not list or any(type(i) is not str for i in items):
         raise BadValue(column, "not a JSON list of strings")
     return tuple(items)
 
@@ -120,6 +124,40 @@ def dump_strings(items: tuple[str, ...] | list[str]) -> str:
 
 def entry(row: Row) -> Entry:
     """An entries row, with `feeds` (the JSON list of its feeds' names) beside it."""
+    # Every entry of a window is read for every run: the well-formed row, the usual case,
+    # in a few checks; anything else goes through the column-by-column ones.
+    id_, title, link, summary = row["id"], row["title"], row["link"], row["summary"]
+    published, first_seen = row["published"], row["first_seen"]
+    organisation, upvotes = row["organisation"], row["upvotes"]
+    arxiv_id, arxiv_version, announce = row["arxiv_id"], row["arxiv_version"], row["announce_type"]
+    if (
+        type(id_) is str
+        and type(title) is str
+        and type(summary) is str
+        and type(first_seen) is str
+        and first_seen.endswith(_UTC)
+        and (published is None or (type(published) is str and published.endswith(_UTC)))
+        and (link is None or type(link) is str)
+        and (organisation is None or type(organisation) is str)
+        and (upvotes is None or type(upvotes) is int)
+        and (arxiv_id is None or type(arxiv_id) is str)
+        and (arxiv_version is None or type(arxiv_version) is int)
+        and (announce is None or type(announce) is str)
+    ):
+        try:
+            seen = datetime.fromisoformat(first_seen)
+            when = datetime.fromisoformat(published) if published else None
+        except ValueError:
+            pass
+        else:
+            if 1 < seen.year < 9999 and (when is None or 1 < when.year < 9999):
+                return Entry(
+                    id=id_, title=title, link=link, summary=summary, published=when,
+                    feeds=strings(row, "feeds"), first_seen=seen,
+                    authors=strings(row, "authors"), organisation=organisation,
+                    upvotes=upvotes, categories=strings(row, "categories"), arxiv_id=arxiv_id,
+                    arxiv_version=arxiv_version, announce_type=announce,
+                )  # fmt: skip
     return Entry(
         id=text(row, "id"),
         title=text(row, "title"),
