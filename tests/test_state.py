@@ -347,3 +347,30 @@ def test_an_unknown_kind_of_state_is_a_clear_error() -> None:
         open_store("mongodb://db.example/digest")
     with pytest.raises(ValueError, match="mode"):
         open_store(Path("x.sqlite"), "append")  # type: ignore[arg-type]
+
+
+def test_a_feed_row_moved_to_a_new_key_keeps_its_history_and_drops_the_old_key(
+    state: Opener,
+) -> None:
+    secret = "https://user:hunter2@feeds.example/rss"
+    with state() as store:
+        store.record_feed(
+            secret, "F", T0, status="200", etag='"v1"', fetched_url=secret,
+            candidates=cands("a", "x"),
+        )  # fmt: skip
+        store.record_feed(
+            secret, "F", T0 + timedelta(hours=1), status="503", error=f"{secret}: 503",
+            next_fetch=T0 + timedelta(hours=2), failures=1,
+        )  # fmt: skip
+        store.rekey_feed(
+            secret, "https://feeds.example/rss#1", fetched_url="https://feeds.example/rss",
+            moved_to=None, last_error="https://…@feeds.example/rss: 503",
+        )  # fmt: skip
+        store.rekey_feed("https://nothing.example/", "x", fetched_url=None, moved_to=None,
+                         last_error=None)  # fmt: skip
+    with state("read") as store:
+        statuses = store.feed_statuses()
+    assert list(statuses) == ["https://feeds.example/rss#1"]
+    moved = statuses["https://feeds.example/rss#1"]
+    assert (moved.etag, moved.failures, moved.next_fetch) == ('"v1"', 1, T0 + timedelta(hours=2))
+    assert moved.fetched_url == "https://feeds.example/rss" and "hunter2" not in str(moved)

@@ -408,3 +408,21 @@ def test_only_the_sqlite_store_imports_sqlite3() -> None:
         )
     )
     assert importers and all(name.startswith("state/sqlite/") for name in importers), importers
+
+
+def test_an_unreadable_feed_row_is_named_without_the_secrets_of_its_url(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.sqlite"
+    secret = "https://ada:hunter2@feeds.example/rss?token=abcdef0123456789abcdef"
+    with open_store(path) as store:
+        store.record_feed(secret, "F", T0, status="200", candidates=[])
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE feeds SET last_success = 'soon'")
+        db.commit()
+    with open_store(path, "read") as store:
+        assert store.feed_statuses() == {}
+        (problem,) = store.problems()
+    assert "last_success: 'soon' is not a date and time" in problem
+    assert "feeds.example" in problem and "hunter2" not in caplog.text + problem
+    assert "abcdef0123456789" not in caplog.text + problem

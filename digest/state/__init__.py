@@ -128,6 +128,21 @@ class Store(Protocol):
         before `now - NEW_FEED_WINDOW` (or undated) are its backlog."""
         ...
 
+    def rekey_feed(
+        self,
+        old: str,
+        new: str,
+        *,
+        fetched_url: str | None,
+        moved_to: str | None,
+        last_error: str | None,
+    ) -> None:
+        """Move a feed's row from key `old` to key `new` (no row under `new` yet), setting
+        the three columns that may hold what the old key held (a URL's secrets) to the given
+        values; everything else (validators, backoff, history) stays. One transaction; the
+        old row's bytes are overwritten in the store, not only unlinked. No row under `old`:
+        nothing."""
+
     def prune(self, now: datetime, keep_days: int) -> int:
         """Forget entries first seen before `now - keep_days` and whom they were sent to,
         keeping their identity keys so that none comes back as new; return how many."""

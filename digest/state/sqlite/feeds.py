@@ -8,8 +8,10 @@ from datetime import datetime, timedelta
 
 from ...dedupe import Candidate
 from ...models import FeedStatus
+from ...urls import redacted
 from .. import rows
 from .base import Base, guarded
+from .schema import pragma
 
 #: on a feed's first fetch into an existing state file, only entries published this
 #: recently are digest candidates; the rest are its backlog
@@ -28,7 +30,8 @@ class Feeds(Base):
             try:
                 status = rows.feed_status(row)
             except rows.BadValue as e:
-                self._skip(f"the row of feed {row['url']!r} (fetched as if new)", e)
+                key = redacted(row["url"]) if isinstance(row["url"], str) else "?"
+                self._skip(f"the row of feed {key!r} (fetched as if new)", e)
                 continue
             statuses[status.url] = status
         return statuses
@@ -83,6 +86,28 @@ class Feeds(Base):
                     (stamp, etag, last_modified, fetched_url, parsed, len(candidates or ()), url),
                 )
             return _add_entries(db, candidates or (), stamp, backlog_before)
+
+    @guarded
+    def rekey_feed(
+        self,
+        old: str,
+        new: str,
+        *,
+        fetched_url: str | None,
+        moved_to: str | None,
+        last_error: str | None,
+    ) -> None:
+        before = pragma(self._db, "secure_delete")
+        self._db.execute("PRAGMA secure_delete = ON")  # the old key's bytes overwritten
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    """UPDATE feeds SET url = ?, fetched_url = ?, moved_to = ?, last_error = ?
+                       WHERE url = ?""",
+                    (new, fetched_url, moved_to, last_error, old),
+                )
+        finally:
+            self._db.execute(f"PRAGMA secure_delete = {before}")
 
     @guarded
     def prune(self, now: datetime, keep_days: int) -> int:
