@@ -7,8 +7,12 @@ to. (The disk filling up is in test_state_disk_full.py.)
 from __future__ import annotations
 
 import logging
+import os
 import random
+import shutil
 import sqlite3
+import subprocess
+import tempfile
 from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
@@ -17,7 +21,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import RunDigest
+from conftest import DIGEST, RunDigest
 
 from digest import schedule
 from digest.cli import cli
@@ -386,3 +390,35 @@ def test_the_daemon_delivers_to_the_others_when_one_readers_row_is_unreadable(
     assert people == [("grace", "written")]
     assert "delivery ada 2026-11-21: FAILED" in caplog.text
     assert "local_date: '20 Nov' is not a date" in caplog.text
+
+
+def test_a_state_file_in_a_directory_that_cannot_be_entered_is_one_line(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """As root, the command runs as `nobody` (root enters every directory); otherwise the
+    directory is made inaccessible to its owner."""
+    shared = Path(tempfile.mkdtemp(prefix="digest-perm-"))  # not under pytest's 0700 root
+    try:
+        shared.chmod(0o755)
+        install = Install(shared)
+        install.day(1)
+        for path in (install.config, install.root / "feed.rss"):
+            path.chmod(0o644)
+        install.state.parent.mkdir(mode=0o700)
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        if os.geteuid() != 0:
+            install.state.parent.chmod(0)
+            prefix = []
+        elif shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop to nobody")
+        for args in (COMMANDS["status"], COMMANDS["run"], COMMANDS["run --dry-run"]):
+            command = [*prefix, str(DIGEST), args[0], "--config", str(install.config), *args[1:]]
+            result = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                                    cwd=shared)  # fmt: skip
+            assert result.returncode == 1, result.stderr
+            assert "Traceback" not in result.stderr
+            (line,) = result.stderr.strip().splitlines()
+            assert str(install.state) in line and "Permission denied" in line, line
+    finally:
+        install.state.parent.chmod(0o700)
+        shutil.rmtree(shared)

@@ -49,6 +49,8 @@ def open_sqlite(location: Path | str, mode: Mode) -> SqliteStore:
         return _open_for_reading(path, scratch=mode == "scratch")
     except sqlite3.Error as e:
         raise failure(str(path), e) from e
+    except OSError as e:  # finding or reading the file itself (a directory it is in, say)
+        raise StateError(f"the state file {path} cannot be opened: {e.strerror}") from e
 
 
 @contextmanager
