@@ -25,7 +25,10 @@ DEFAULT_RSS = ROOT.parent / "shared" / "data" / "real-feeds" / "lionelsy-arxiv15
 OUT = ROOT / "tests" / "data" / "judged-arxiv" / "papers.json"
 
 ABSTRACT_MARK = re.compile(r"<h3>\s*摘要\s*[:：]\s*</h3>")
-ARXIV_ID = re.compile(r"arxiv\.org/abs/(?P<id>\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?")
+# new-style ids (2512.25061) and old-style ones (hep-th/9901001), the version dropped
+ARXIV_ID = re.compile(
+    r"arxiv\.org/abs/(?P<id>\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?"
+)
 # an HTML tag, not a literal "<" of the text ("$0<z<4.2$", "(p<0.05)": the feed escapes both once)
 TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
 SPACE = re.compile(r"\s+")
