@@ -269,7 +269,7 @@ def profile_first_run(config: Path) -> None:
         "imports (start-up)": cumulative("digest/cli.py", "<module>"),
         "parse": cumulative("digest/parse.py", "parse_feed"),
         "dedupe": cumulative("digest/dedupe.py", "merge"),
-        "store (SQLite)": cumulative("digest/state.py", "record_feed"),
+        "store (SQLite)": cumulative("digest/state/sqlite/feeds.py", "record_feed"),
     }
     # a coroutine's own time is split over its resumptions: fetching is the whole of
     # pipeline.collect less the stages that ran inside it

@@ -32,7 +32,7 @@ from digest.models import Delivery  # noqa: E402
 from digest.pipeline import _Queued, _send_all  # noqa: E402
 from digest.render import render  # noqa: E402
 from digest.send import Outgoing, compose, message_id  # noqa: E402
-from digest.state import Store  # noqa: E402
+from digest.state import open_store  # noqa: E402
 
 SENDER = "Morning papers <digest@bench.invalid>"
 
@@ -70,7 +70,7 @@ def digest_run(
     )
     (work / "state.sqlite").unlink(missing_ok=True)
     config = load_config(config_path)
-    with Store.open(config.settings.state) as store:
+    with open_store(config.settings.state) as store:
         queue = []
         for o, ids in outgoing:
             key = f"subscriber:{o.name}"

@@ -74,6 +74,9 @@ def run(config_path: str, now: datetime | None, dry_run: bool) -> None:
         _err(_delivery_line(d))
     if report.failed:
         _err("some deliveries failed; they will be retried on the next run")
+    if report.state_problems:
+        _err(f"{len(report.state_problems)} rows of the state file could not be read (above)")
+    if report.failed or report.state_problems:
         sys.exit(EXIT_FAILED)
 
 
@@ -241,7 +244,8 @@ def status(config_path: str, now: datetime | None) -> None:
     config = _load(config_path)
     with _failures_exit():
         pid, subscribers = schedule.status(config, now or _now())
-    click.echo(f"digest serve: running (pid {pid})" if pid else "digest serve: not running")
+    running = f"running (pid {pid})" if pid and pid > 0 else "running (pid unknown)"
+    click.echo(f"digest serve: {running}" if pid else "digest serve: not running")
     for s in subscribers:
         click.echo(
             f"{s.name}: next {s.next.local.isoformat(timespec='minutes')} "

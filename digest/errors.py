@@ -35,6 +35,11 @@ class StateLockedError(StateError):
     """Another `digest` process holds the state file."""
 
 
+class StateRowError(StateError):
+    """One row of the state file cannot be read back (edited by hand, or damaged): it costs
+    the entry, feed or reader it belongs to, not the run."""
+
+
 class TemplateError(DigestError):
     """A template cannot be loaded or rendered."""
 

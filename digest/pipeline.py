@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from .dedupe import merge
-from .errors import ConfigError, DeliveryError, FeedError
+from .errors import ConfigError, DeliveryError, FeedError, StateRowError
 from .fetch import DATE_PLACEHOLDER, fetch_all, is_transient, retry_at
 from .models import (
     DONE,
@@ -38,7 +38,7 @@ from .models import (
     RenderedDigest,
     Subscriber,
 )
-from .state import Store
+from .state import Store, open_store
 
 if TYPE_CHECKING:
     from .rank import Collection, KeywordRanker, Ranker
@@ -93,6 +93,8 @@ class DeliveryReport:
 class RunReport:
     feeds: tuple[FeedReport, ...]
     deliveries: tuple[DeliveryReport, ...]
+    #: rows of the state file that could not be read and were left out, one line each
+    state_problems: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -253,8 +255,8 @@ def feed_problems(config: Config, statuses: dict[str, FeedStatus], now: datetime
 
 def feed_health(config: Config) -> list[tuple[FeedConfig, FeedStatus | None]]:
     """Each configured feed with what the state file knows about it (None: never fetched);
-    read from a copy, so it works while another digest process holds the state file."""
-    with Store.copy(config.settings.state) as store:
+    read without a lock, so it works while another digest process holds the state file."""
+    with open_store(config.settings.state, "read") as store:
         statuses = store.feed_statuses()
     return [(feed, statuses.get(feed.url)) for feed in config.feeds]
 
@@ -341,7 +343,11 @@ async def _deliver(
             continue
         reader = subscriber_reader(config, subscriber)
         day = only[subscriber.name] if only is not None else local_date(reader, now)
-        existing = store.delivery(reader.key, day)
+        try:
+            existing = store.delivery(reader.key, day)
+        except StateRowError as e:  # that reader's row costs that reader's digest
+            reports.append(_unreadable(reader, day, e))
+            continue
         if existing is not None and existing.status in DONE:
             reports.append(DeliveryReport(reader.name, day, "already"))
             continue
@@ -351,7 +357,11 @@ async def _deliver(
             continue
         if not dry_run and store.fold_undelivered(reader.key, before=day):
             log.info("%s: an earlier undelivered digest is folded into today's", reader.name)
-        digest = build_digest(config, store, reader, now, problems, ranker, day=day)
+        try:
+            digest = build_digest(config, store, reader, now, problems, ranker, day=day)
+        except StateRowError as e:
+            reports.append(_unreadable(reader, day, e))
+            continue
         if not digest.picks:
             if not dry_run:
                 store.record_delivery(_delivery(digest, "empty", None, None, now))
@@ -376,6 +386,11 @@ async def _deliver(
             _write_markdown(config, store, output, now, problems, dry_run=dry_run, ranker=ranker)
         )
     return reports
+
+
+def _unreadable(reader: Reader, day: date, error: StateRowError) -> DeliveryReport:
+    log.error("%s", error)
+    return DeliveryReport(reader.name, day, "failed", error=str(error))
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,9 +578,12 @@ def _write_markdown(
 
     reader = markdown_reader(config, output)
     day = local_date(reader, now)
-    if store.delivery(reader.key, day) is not None:
-        return DeliveryReport(reader.name, day, "already")
-    digest = build_digest(config, store, reader, now, problems, ranker)
+    try:
+        if store.delivery(reader.key, day) is not None:
+            return DeliveryReport(reader.name, day, "already")
+        digest = build_digest(config, store, reader, now, problems, ranker)
+    except StateRowError as e:
+        return _unreadable(reader, day, e)
     path = Path(output.path.replace("{date}", day.isoformat()))
     if dry_run:
         return DeliveryReport(reader.name, day, "dry-run", len(digest.picks), str(path))
@@ -598,7 +616,7 @@ def archive(config: Config, out: Path) -> list[Path]:
 
     written: list[Path] = []
     sections: list[str] = []
-    with Store.copy(config.settings.state) as store:
+    with open_store(config.settings.state, "read") as store:
         for output in config.markdown:
             reader = markdown_reader(config, output)
             folder = out / file_stem(output.profile)
@@ -649,20 +667,21 @@ def run(
     dry_run: bool = False,
     on_feed: Callable[[FetchResult], None] | None = None,
 ) -> RunReport:
-    """Collect, then deliver today's digests. A dry run works on an in-memory copy."""
+    """Collect, then deliver today's digests. A dry run works on a scratch store: nothing it
+    does reaches the state."""
     if not dry_run:
         check_secrets(config)
-    path = config.settings.state
-    with Store.copy(path) if dry_run else Store.open(path) as store:
+    with open_store(config.settings.state, "scratch" if dry_run else "write") as store:
         feeds = asyncio.run(collect(config, store, now, on_feed))
         deliveries = asyncio.run(deliver(config, store, now, dry_run=dry_run))
-    return RunReport(tuple(feeds), tuple(deliveries))
+        problems = store.problems()
+    return RunReport(tuple(feeds), tuple(deliveries), problems)
 
 
 def collect_only(
     config: Config, now: datetime, on_feed: Callable[[FetchResult], None] | None = None
 ) -> list[FeedReport]:
-    with Store.open(config.settings.state) as store:
+    with open_store(config.settings.state, "write") as store:
         return asyncio.run(collect(config, store, now, on_feed))
 
 
@@ -672,12 +691,12 @@ def preview(
     now: datetime,
     on_feed: Callable[[FetchResult], None] | None = None,
 ) -> Path:
-    """Render what the subscriber would get now, on a copy of the state; return the HTML path."""
+    """Render what the subscriber would get now, on a scratch store; return the HTML path."""
     from .render import render
     from .send import file_stem, write_atomic
 
     subscriber = find_subscriber(config, subscriber_name)
-    with Store.copy(config.settings.state) as store:
+    with open_store(config.settings.state, "scratch") as store:
         asyncio.run(collect(config, store, now, on_feed))
         problems = feed_problems(config, store.feed_statuses(), now)
         digest = build_digest(config, store, subscriber_reader(config, subscriber), now, problems)
@@ -708,13 +727,13 @@ def explain(
     """The full ranking behind a subscriber's digest, picks and left-out entries alike.
 
     Today's digest when it has gone out (the entries it was built from), else the one that
-    would go out now. Reads a copy of the state file as it is and fetches nothing.
+    would go out now. Reads the state as it is, without a lock, and fetches nothing.
     `entries`: ids or URLs of entries to explain even when that digest did not consider them.
     """
     subscriber = find_subscriber(config, subscriber_name)
     reader = subscriber_reader(config, subscriber)
     day = local_date(reader, now)
-    with Store.copy(config.settings.state) as store:
+    with open_store(config.settings.state, "read") as store:
         ranker = make_ranker(config, store, now)
         sent = store.delivery(reader.key, day)
         if sent is not None and sent.status in DONE:

@@ -18,7 +18,6 @@ Who decides what:
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import signal
@@ -39,11 +38,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from . import pipeline
+from . import pipeline, state
 from .config import load_config
-from .errors import ConfigError, DigestError, StateLockedError
+from .errors import ConfigError, DigestError, StateLockedError, StateRowError
 from .models import Config, Delivery, Subscriber
-from .state import Store
+from .state import Store, open_store
 
 log = logging.getLogger("digest")
 
@@ -298,8 +297,12 @@ class Daemon:
                 if sub is None or planned is None:
                     continue
                 key = pipeline.subscriber_reader(config, sub).key
-                row = store.delivery(key, planned.local_date)
-                last = store.last_delivery(key)
+                try:
+                    row = store.delivery(key, planned.local_date)
+                    last = store.last_delivery(key)
+                except StateRowError as e:  # costs this subscriber's delivery only
+                    log.error("delivery %s %s: FAILED: %s", name, planned.local_date, e)
+                    continue
                 decision = decide(
                     planned,
                     row.status if row is not None else None,
@@ -351,9 +354,12 @@ class Daemon:
         if now + RETRY_AFTER - planned.at > self.config.settings.catch_up:
             return None
         with self._store() as store:
-            row = store.delivery(
-                pipeline.subscriber_reader(self.config, sub).key, planned.local_date
-            )
+            try:
+                row = store.delivery(
+                    pipeline.subscriber_reader(self.config, sub).key, planned.local_date
+                )
+            except StateRowError:
+                return None  # reported when the delivery was tried
         return now + RETRY_AFTER if row is not None and row.status == "pending" else None
 
     def _collect_if_stale(self, store: Store, now: datetime) -> None:
@@ -381,7 +387,7 @@ class Daemon:
         deadline = monotonic_time.monotonic() + STORE_WAIT
         while True:
             try:
-                store = Store.open(self.config.settings.state)
+                store = open_store(self.config.settings.state, "write")
                 break
             except StateLockedError:
                 if monotonic_time.monotonic() > deadline or self.stopping.wait(0.5):
@@ -446,20 +452,20 @@ class SubscriberStatus:
 
 
 def status(config: Config, now: datetime) -> tuple[int | None, list[SubscriberStatus]]:
-    """The pid of the running daemon (None: none) and each subscriber's status, read from a
-    copy of the state file so that it never waits for, or blocks, the daemon."""
+    """The pid of the running daemon (None: none; -1: its pid unknown) and each subscriber's
+    status, read without a lock so that it never waits for, or blocks, the daemon."""
     result = []
-    with Store.copy(config.settings.state) as store:
+    with open_store(config.settings.state, "read") as store:
         for sub in config.subscribers:
             key = pipeline.subscriber_reader(config, sub).key
             due = last_due(sub, now)
-            row = store.delivery(key, due.local_date) if due is not None else None
-            last = store.last_delivery(key)
-            result.append(
-                SubscriberStatus(
-                    sub.name, next_delivery(sub, now), _last_result(config, due, row, last, now)
-                )
-            )
+            try:
+                row = store.delivery(key, due.local_date) if due is not None else None
+                last = store.last_delivery(key)
+                shown = _last_result(config, due, row, last, now)
+            except StateRowError as e:
+                shown = str(e)
+            result.append(SubscriberStatus(sub.name, next_delivery(sub, now), shown))
     return serving_pid(config.settings.state), result
 
 
@@ -490,48 +496,18 @@ def _last_result(
 
 
 @contextmanager
-def daemon_lock(state: Path) -> Iterator[None]:
-    """Held for the daemon's lifetime, beside the state file's own lock (which each job takes
-    only while it runs, so `digest run` and `digest status` still work meanwhile)."""
-    path = Path(f"{state}.serve.lock")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(path, "a+")
-    except OSError as e:
-        raise DigestError(f"cannot create {path}: {e.strerror}") from e
-    try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            lock.seek(0)
-            pid = lock.read().strip() or "unknown"
-            raise StateLockedError(
-                f"another `digest serve` (pid {pid}) is already running with the state file "
-                f"{state}; stop it first"
-            ) from e
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"{os.getpid()}\n")
-        lock.flush()
+def daemon_lock(state_path: Path) -> Iterator[None]:
+    """Held for the daemon's lifetime, on the state itself (so a second daemon on the same
+    database is refused under any of its names), beside the writer lock that each job
+    takes only while it runs, so `digest run` and `digest status` still work meanwhile."""
+    with state.daemon_lock(state_path):
         yield
-    finally:
-        lock.close()
 
 
-def serving_pid(state: Path) -> int | None:
-    """The pid of the `digest serve` holding this state file, or None when none runs."""
-    path = Path(f"{state}.serve.lock")
-    try:
-        lock = open(path)
-    except OSError:
-        return None
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = lock.read().strip()
-            return int(text) if text.isdigit() else -1
-        return None
+def serving_pid(state_path: Path) -> int | None:
+    """The pid of the `digest serve` holding this state (-1: one does, pid unknown), or
+    None when none runs."""
+    return state.serving_pid(state_path)
 
 
 def serve(config_path: Path, config: Config) -> None:

@@ -27,7 +27,7 @@ from digest.fetch import (
 )
 from digest.models import Config, FeedConfig, FeedStatus, FetchResult, FetchSettings
 from digest.pipeline import FeedReport, collect, feed_problems
-from digest.state import Store
+from digest.state import open_store
 
 RSS = b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>"
 GOOD = (DATA / "feeds" / "rss2.xml").read_bytes()
@@ -54,12 +54,12 @@ def make_config(tmp_path: Path, feeds: dict[str, str], extra: str = "") -> Confi
 
 
 def run(config: Config, now: datetime) -> dict[str, FeedReport]:
-    with Store.open(config.settings.state) as store:
+    with open_store(config.settings.state) as store:
         return {r.name: r for r in asyncio.run(collect(config, store, now))}
 
 
 def statuses(config: Config) -> dict[str, FeedStatus]:
-    with Store.open(config.settings.state) as store:
+    with open_store(config.settings.state) as store:
         return store.feed_statuses()
 
 
@@ -378,7 +378,7 @@ def test_broken_feeds_are_reported_while_the_good_ones_land(
     for broken in ("malformed", "latin1", "empty"):
         assert reports[broken].error or reports[broken].warning, broken
     assert reports["malformed"].status == "error" and reports["empty"].status == "error"
-    with Store.open(config.settings.state) as store:
+    with open_store(config.settings.state) as store:
         assert (
             store.count_entries()
             == reports["good"].new + reports["atom"].new + reports["latin1"].new

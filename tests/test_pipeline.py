@@ -14,7 +14,7 @@ from digest import render
 from digest.config import load_config
 from digest.models import Config, Entry, FeedStatus
 from digest.pipeline import collect_only, feed_problems, run
-from digest.state import Store
+from digest.state import open_store
 
 DAY1 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 
@@ -149,7 +149,7 @@ def test_the_local_date_is_the_subscribers_own(tmp_path: Path) -> None:
     # 20:00 UTC on the 20th is already the 21st in Auckland
     run(load_config(tmp_path / "digest.toml"), datetime(2026, 11, 20, 20, 0, tzinfo=UTC))
     assert (tmp_path / "out" / "2026-11-21" / "kiri.eml").exists()
-    with Store.open(tmp_path / "state.sqlite") as store:
+    with open_store(tmp_path / "state.sqlite") as store:
         assert [d.local_date.isoformat() for d in store.deliveries("subscriber:kiri")] == [
             "2026-11-21"
         ]
@@ -176,7 +176,7 @@ def feeds_config(
 
 
 def stored(config: Config, after: datetime, until: datetime) -> dict[str, Entry]:
-    with Store.open(config.settings.state) as store:
+    with open_store(config.settings.state) as store:
         return {e.id: e for e in store.new_entries("reader", after, until)}
 
 
@@ -260,7 +260,7 @@ def test_a_feed_added_later_brings_only_its_last_two_days(tmp_path: Path) -> Non
     assert [r.new for r in collect_only(config, day2)] == [0, 2]
     titles = {e.title for e in stored(config, DAY1, day2).values()}
     assert titles == {"Posted yesterday", "Posted this morning"}
-    with Store.open(config.settings.state) as store:
+    with open_store(config.settings.state) as store:
         assert store.count_entries() == 3 + 42  # the backlog is kept, as known entries
     # the backlog never becomes new later, and the feed's next new post is new as usual
     dated_rss(tmp_path / "b.rss", [("Posted on day three", day2 + timedelta(days=1)), *old])
@@ -284,7 +284,7 @@ def test_pruned_entries_never_come_back_as_new(tmp_path: Path) -> None:
     assert [r.new for r in collect_only(config, DAY1)] == [1]
     later = DAY1 + timedelta(days=31)
     assert [r.new for r in collect_only(config, later)] == [0]
-    with Store.open(config.settings.state) as store:
+    with open_store(config.settings.state) as store:
         assert store.count_entries() == 0  # pruned at the end of that run
         assert store.entry_keys_count() == 2  # its URL and its title, 16 bytes each
     assert [r.new for r in collect_only(config, later + timedelta(days=1))] == [0]
