@@ -51,8 +51,17 @@ class DeliveryError(DigestError):
     ones (5xx, a refused login) are not.
     """
 
-    def __init__(self, recipient: str, reason: str, *, transient: bool = True) -> None:
+    def __init__(
+        self,
+        recipient: str,
+        reason: str,
+        *,
+        transient: bool = True,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"delivery to {recipient}: {reason}")
         self.recipient = recipient
         self.reason = reason
         self.transient = transient
+        #: seconds the far end asked to wait before trying again (inf: not in this run)
+        self.retry_after = retry_after

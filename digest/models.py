@@ -41,6 +41,8 @@ class Settings:
     templates: Path | None = None
     #: entries older than this many days lose their text; their identity keys are kept
     keep_days: int = 180
+    #: the name of a ranker in digest.rank.RANKERS
+    ranker: str = "keyword"
 
 
 @dataclass(frozen=True, slots=True)

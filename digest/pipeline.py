@@ -41,7 +41,7 @@ from .models import (
 from .state import Store, open_store
 
 if TYPE_CHECKING:
-    from .rank import Collection, KeywordRanker, Ranker
+    from .rank import Collection, Ranker
     from .send import Mailer, Outgoing
 
 # parse (feedparser), rank (numpy), render (Jinja) and send (aiosmtplib) are imported where
@@ -261,15 +261,16 @@ def feed_health(config: Config) -> list[tuple[FeedConfig, FeedStatus | None]]:
     return [(feed, statuses.get(feed.url)) for feed in config.feeds]
 
 
-def make_ranker(config: Config, store: Store, now: datetime) -> KeywordRanker:
-    """One ranker for every profile of a run, with term statistics from the state file."""
-    from .rank import KeywordRanker
+def make_ranker(config: Config, store: Store, now: datetime) -> Ranker:
+    """One ranker for every profile of a run (the config's `ranker`), with term statistics
+    from the state file."""
+    from .rank import make_ranker as named
 
-    collection = store.new_entries(None, now - COLLECTION_WINDOW, now)
-    return KeywordRanker(
+    return named(
+        config.settings.ranker,
         config.profiles.values(),
         feed_weights={feed.name: feed.weight for feed in config.feeds},
-        collection=collection,
+        collection=store.new_entries(None, now - COLLECTION_WINDOW, now),
         now=now,
     )
 

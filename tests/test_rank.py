@@ -680,8 +680,8 @@ def test_sections_are_the_same_however_the_picks_are_made(
 
 def test_helper_processes_rank_exactly_as_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
     # 11 profiles: four blocks, three helpers; 294 entries: five batches to read, by four
-    monkeypatch.setattr(rank, "_PROFILE_BLOCK", 3)
-    monkeypatch.setattr(rank, "_READ_BATCH", 60)
+    monkeypatch.setattr(rank.keyword, "PROFILE_BLOCK", 3)
+    monkeypatch.setattr(rank.match, "READ_BATCH", 60)
     words = ["robot", "reward model", "RL", "agents", "diffusion", "survey", "vision"]
     entries = [
         entry(
