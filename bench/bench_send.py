@@ -2,11 +2,11 @@
 
     python bench/bench_send.py [--messages 1000] [--connections 4] [--repeats 3]
 
-digest's path is the real one (pipeline._send_all), timed from an empty state file: the
-digests are stored in the outbox (SQLite, WAL) as pending, a chunk per transaction, each
-chunk before its messages are sent, sent over `connections` persistent aiosmtplib
-connections, and each is marked sent, with its 30 entries marked delivered to its
-subscriber, in the commit after its 250. The ceiling is
+digest's path is the real one (delivery.outbox.send_all with the email channel), timed
+from an empty state file: the digests are stored in the outbox (SQLite, WAL) as pending, a
+chunk per transaction, each chunk before its messages are sent, sent over `connections`
+persistent aiosmtplib connections, and each is marked sent, with its 30 entries marked
+delivered to its subscriber, in the commit after its 250. The ceiling is
 ../shared/peer-bench's hand-written raw asyncio SMTP client sending the same bytes over the
 same number of connections to the same sink, in the same run. Target: >= 60 % of it.
 """
@@ -28,8 +28,10 @@ import _common as peers  # noqa: E402  (../shared/peer-bench)
 from bench_smtp import flatten, raw_pool  # noqa: E402
 
 from digest.config import load_config  # noqa: E402
-from digest.models import Delivery  # noqa: E402
-from digest.pipeline import _Queued, _send_all  # noqa: E402
+from digest.delivery import Parcel, Recipient  # noqa: E402
+from digest.delivery.email import EmailChannel  # noqa: E402
+from digest.delivery.outbox import Queued, send_all  # noqa: E402
+from digest.models import Delivery, Reader  # noqa: E402
 from digest.render import render  # noqa: E402
 from digest.send import Outgoing, compose, message_id  # noqa: E402
 from digest.state import open_store  # noqa: E402
@@ -67,16 +69,22 @@ def digest_run(
         f'[digest]\nstate = "state.sqlite"\n[smtp]\nhost = "127.0.0.1"\nport = {port}\n'
         f'security = "none"\nfrom = "{SENDER}"\nconnections = {connections}\n'
         '[[feeds]]\nname = "x"\nurl = "x.xml"\n'
+        '[profiles.p]\nkeywords = { "x" = 1 }\n'
     )
     (work / "state.sqlite").unlink(missing_ok=True)
     config = load_config(config_path)
     with open_store(config.settings.state) as store:
         queue = []
+        profile = config.profiles["p"]
         for o, ids in outgoing:
             key = f"subscriber:{o.name}"
             row = Delivery(key, o.local_date, "pending", None, ids, NOW, NOW)
-            queue.append(_Queued(key, o, 30, 0, replace(row, message=o.raw)))
-        reports = asyncio.run(_send_all(config, store, queue))
+            parcel = Parcel(
+                key, o.name, o.local_date, o.raw, 30, envelope=(o.sender, *o.recipients)
+            )
+            reader = Recipient(Reader(key, o.name, profile, "UTC"))
+            queue.append(Queued(reader, parcel, 0, replace(row, message=o.raw)))
+        reports = asyncio.run(send_all(EmailChannel(config), store, queue))
     failed = [r for r in reports if r.outcome != "sent"]
     if failed:
         raise SystemExit(f"bench_send: {len(failed)} failed, e.g. {failed[0]}")
