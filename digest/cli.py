@@ -268,7 +268,7 @@ def schedule_command(config_path: str, start: datetime | None, days: int) -> Non
 
     config = _load(config_path)
     first = start.date() if start else _now().astimezone(ZoneInfo(config.settings.timezone)).date()
-    for planned in schedule.calendar(config.subscribers, first, days):
+    for planned in schedule.calendar(schedule.scheduled(config), first, days):
         click.echo(schedule.calendar_line(planned))
 
 

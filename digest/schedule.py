@@ -26,12 +26,11 @@ import time as monotonic_time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal, Protocol
-from zoneinfo import ZoneInfo
+from typing import Any, Protocol
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -41,7 +40,22 @@ from apscheduler.triggers.date import DateTrigger
 from . import pipeline, state
 from .config import load_config
 from .errors import ConfigError, DigestError, StateLockedError, StateRowError
-from .models import Config, Delivery, Subscriber
+from .models import Config
+from .planning import (
+    Decision,
+    Planned,
+    Scheduled,
+    SubscriberStatus,
+    calendar,
+    calendar_line,
+    decide,
+    delivery_time,
+    last_due,
+    next_delivery,
+    reader_key,
+    scheduled,
+    statuses,
+)
 from .state import Store, open_store
 
 log = logging.getLogger("digest")
@@ -54,117 +68,29 @@ RETRY_AFTER = timedelta(minutes=10)
 STORE_WAIT = 300.0
 #: seconds between wall-clock re-checks, so a suspend or a clock step never oversleeps a send
 WAKE_EVERY = 30.0
-#: ledger statuses after which the reader has had that date's digest
-_DONE = frozenset({"sent", "written", "empty"})
-
-Decision = Literal["send", "done", "missed", "refused"]
 
 
-# --- the calendar -----------------------------------------------------------------------------
+__all__ = [
+    "Daemon",
+    "Decision",
+    "Planned",
+    "SubscriberStatus",
+    "calendar",
+    "calendar_line",
+    "decide",
+    "delivery_time",
+    "last_due",
+    "next_delivery",
+    "scheduled",
+    "serve",
+    "status",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class Planned:
-    """One planned delivery: a subscriber's digest for one of their local dates."""
-
-    subscriber: str
-    local_date: date
-    #: when it is due (timezone-aware UTC)
-    at: datetime
-    #: the subscriber's IANA zone
-    timezone: str
-
-    @property
-    def local(self) -> datetime:
-        return self.at.astimezone(ZoneInfo(self.timezone))
-
-
-def delivery_time(send_at: time, zone: str, day: date) -> datetime | None:
-    """The UTC instant of `send_at` on local date `day` in `zone`.
-
-    In a fall-back fold that is the first occurrence; in a spring-forward gap, the first
-    valid minute after it (the instant the clocks jumped). None when the gap swallows the rest
-    of the day (Samoa skipped 2011-12-30 entirely).
-    """
-    tz = ZoneInfo(zone)
-    wall = datetime.combine(day, send_at)
-    first = wall.replace(tzinfo=tz).astimezone(UTC)  # fold=0: the earlier of two readings
-    if first.astimezone(tz).replace(tzinfo=None) == wall:
-        return first
-    # In a gap, fold=1 reads the wall time with the offset after the jump (an instant before
-    # it) and fold=0 with the offset before (an instant after it): bisect the minutes between.
-    jumped = first.astimezone(tz).utcoffset()
-    lo = int(wall.replace(tzinfo=tz, fold=1).timestamp()) // 60
-    hi = -(-int(first.timestamp()) // 60)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if datetime.fromtimestamp(mid * 60, tz).utcoffset() == jumped:
-            hi = mid
-        else:
-            lo = mid
-    at = datetime.fromtimestamp(hi * 60, UTC)
-    return at if at.astimezone(tz).date() == day else None
-
-
-def next_delivery(subscriber: Subscriber, after: datetime) -> Planned:
-    """The subscriber's first planned delivery strictly after `after`."""
-    day = after.astimezone(ZoneInfo(subscriber.timezone)).date() - timedelta(days=1)
-    while True:
-        at = delivery_time(subscriber.send_at, subscriber.timezone, day)
-        if at is not None and at > after:
-            return Planned(subscriber.name, day, at, subscriber.timezone)
-        day += timedelta(days=1)
-
-
-def last_due(subscriber: Subscriber, now: datetime) -> Planned | None:
-    """The subscriber's latest planned delivery at or before `now`."""
-    day = now.astimezone(ZoneInfo(subscriber.timezone)).date() + timedelta(days=1)
-    for _ in range(4):
-        at = delivery_time(subscriber.send_at, subscriber.timezone, day)
-        if at is not None and at <= now:
-            return Planned(subscriber.name, day, at, subscriber.timezone)
-        day -= timedelta(days=1)
-    return None
-
-
-def calendar(subscribers: Sequence[Subscriber], start: date, days: int) -> list[Planned]:
-    """Every planned delivery for each subscriber's local dates start … start + days - 1."""
-    plans = []
-    for sub in subscribers:
-        for n in range(days):
-            day = start + timedelta(days=n)
-            at = delivery_time(sub.send_at, sub.timezone, day)
-            if at is not None:
-                plans.append(Planned(sub.name, day, at, sub.timezone))
-    return sorted(plans, key=lambda p: (p.at, p.subscriber))
-
-
-def calendar_line(planned: Planned) -> str:
-    """`subscriber<TAB>UTC<TAB>local with offset`, as `digest schedule` prints it."""
-    return f"{planned.subscriber}\t{planned.at:%Y-%m-%dT%H:%M:%SZ}\t{planned.local.isoformat()}"
-
-
-def decide(
-    due: Planned,
-    status: str | None,
-    last_done: date | None,
-    now: datetime,
-    catch_up: timedelta,
-) -> Decision:
-    """What to do about a subscriber's latest due delivery, given the ledger.
-
-    `status` is the ledger's row for the due date (None: no row), `last_done` the latest local
-    date the reader has had a digest for. The ledger comes first; lateness only decides
-    between sending now and folding the date into the next digest. A digest the server
-    refused for good (a 5xx, status "failed") is not tried again by the daemon.
-    """
-    if status in _DONE or (last_done is not None and last_done >= due.local_date):
-        return "done"
-    if status == "failed":
-        return "refused"
-    if now - due.at > catch_up:
-        return "missed"
-    return "send"
+def status(config: Config, now: datetime) -> tuple[int | None, list[SubscriberStatus]]:
+    """The pid of the running daemon (None: none; -1: its pid unknown) and each scheduled
+    reader's status, read without a lock so that it never waits for, or blocks, the daemon."""
+    return serving_pid(config.settings.state), statuses(config, now)
 
 
 # --- the daemon's jobs, with the clock passed in -----------------------------------------------
@@ -185,7 +111,7 @@ class SendAtTrigger(BaseTrigger):  # type: ignore[misc]
 
     __slots__ = ("subscriber",)
 
-    def __init__(self, subscriber: Subscriber) -> None:
+    def __init__(self, subscriber: Scheduled) -> None:
         self.subscriber = subscriber
 
     def get_next_fire_time(
@@ -202,7 +128,7 @@ class CollectTrigger(BaseTrigger):  # type: ignore[misc]
 
     __slots__ = ("lead", "subscribers")
 
-    def __init__(self, subscribers: Sequence[Subscriber], lead: timedelta) -> None:
+    def __init__(self, subscribers: Sequence[Scheduled], lead: timedelta) -> None:
         self.subscribers = tuple(subscribers)
         self.lead = lead
 
@@ -271,15 +197,15 @@ class Daemon:
                 SendAtTrigger(sub),
                 partial(self.deliver_due, [sub.name]),
             )
-            for sub in self.config.subscribers
+            for sub in scheduled(self.config)
         ]
-        collect = CollectTrigger(self.config.subscribers, COLLECT_LEAD)
+        collect = CollectTrigger(scheduled(self.config), COLLECT_LEAD)
         specs.append(JobSpec("collect", collect, self.collect_due))
         return specs
 
     def catch_up(self) -> list[pipeline.DeliveryReport]:
         """On start and reload: send what is due within `catch_up`, log what is folded."""
-        return self.deliver_due([s.name for s in self.config.subscribers])
+        return self.deliver_due([s.name for s in scheduled(self.config)])
 
     def deliver_due(self, names: Sequence[str]) -> list[pipeline.DeliveryReport]:
         """Deliver each named subscriber's latest due digest, unless the ledger has it or it
@@ -288,7 +214,7 @@ class Daemon:
             return []
         config = self.config
         now = self.clock()
-        by_name = {s.name: s for s in config.subscribers}
+        by_name = {s.name: s for s in scheduled(config)}
         with self._store() as store:
             due: dict[str, date] = {}
             for name in names:
@@ -296,7 +222,7 @@ class Daemon:
                 planned = last_due(sub, now) if sub is not None else None
                 if sub is None or planned is None:
                     continue
-                key = pipeline.subscriber_reader(config, sub).key
+                key = reader_key(sub)
                 try:
                     row = store.delivery(key, planned.local_date)
                     last = store.last_delivery(key)
@@ -346,7 +272,7 @@ class Daemon:
         """When to try a failed delivery again: RETRY_AFTER from now, if still within
         `catch_up` of its due time and the outbox holds it as pending (a digest the server
         refused for good is not retried)."""
-        sub = next((s for s in self.config.subscribers if s.name == name), None)
+        sub = next((s for s in scheduled(self.config) if s.name == name), None)
         now = self.clock()
         planned = last_due(sub, now) if sub is not None else None
         if sub is None or planned is None:
@@ -355,9 +281,7 @@ class Daemon:
             return None
         with self._store() as store:
             try:
-                row = store.delivery(
-                    pipeline.subscriber_reader(self.config, sub).key, planned.local_date
-                )
+                row = store.delivery(reader_key(sub), planned.local_date)
             except StateRowError:
                 return None  # reported when the delivery was tried
         return now + RETRY_AFTER if row is not None and row.status == "pending" else None
@@ -436,60 +360,6 @@ def _log_delivery(report: pipeline.DeliveryReport) -> None:
                 report.picks,
                 target,
             )
-
-
-# --- `digest status` ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriberStatus:
-    """What `digest status` shows for one subscriber."""
-
-    name: str
-    next: Planned
-    #: one line: the latest due delivery and what became of it
-    last_result: str
-
-
-def status(config: Config, now: datetime) -> tuple[int | None, list[SubscriberStatus]]:
-    """The pid of the running daemon (None: none; -1: its pid unknown) and each subscriber's
-    status, read without a lock so that it never waits for, or blocks, the daemon."""
-    result = []
-    with open_store(config.settings.state, "read") as store:
-        for sub in config.subscribers:
-            key = pipeline.subscriber_reader(config, sub).key
-            due = last_due(sub, now)
-            try:
-                row = store.delivery(key, due.local_date) if due is not None else None
-                last = store.last_delivery(key)
-                shown = _last_result(config, due, row, last, now)
-            except StateRowError as e:
-                shown = str(e)
-            result.append(SubscriberStatus(sub.name, next_delivery(sub, now), shown))
-    return serving_pid(config.settings.state), result
-
-
-def _last_result(
-    config: Config,
-    due: Planned | None,
-    row: Delivery | None,
-    last: Delivery | None,
-    now: datetime,
-) -> str:
-    if last is not None and (due is None or row is None or row.status in _DONE):
-        shown = row if row is not None and row.status in _DONE else last
-        when = shown.created_at.astimezone(ZoneInfo(due.timezone if due else "UTC"))
-        picks = f", {len(shown.entry_ids)} picks" if shown.status != "empty" else ""
-        return f"{shown.local_date} {shown.status}{picks} at {when.isoformat(timespec='seconds')}"
-    if due is None or (last is None and row is None):
-        return "nothing delivered yet"
-    if row is not None:  # in the outbox: pending, failed or folded
-        error = f" ({row.last_error})" if row.last_error else ""
-        return f"{due.local_date} {row.status}, not delivered{error}"
-    decision = decide(due, None, None, now, config.settings.catch_up)
-    if decision == "missed":
-        return f"{due.local_date} missed; its entries go into the next digest"
-    return f"{due.local_date} due since {due.local.isoformat(timespec='minutes')}, not sent yet"
 
 
 # --- the process: lock, signals, APScheduler ------------------------------------------------
@@ -572,7 +442,7 @@ def _install(scheduler: BackgroundScheduler, daemon: Daemon) -> None:
             run = _retrying(scheduler, daemon, spec.id.removeprefix("deliver:"), run)
         scheduler.add_job(_guarded(run), spec.trigger, id=spec.id, name=spec.id)
     scheduler.add_job(_guarded(daemon.catch_up), id="catch-up", name="catch-up")
-    for sub in daemon.config.subscribers:
+    for sub in scheduled(daemon.config):
         planned = next_delivery(sub, daemon.clock())
         log.info(
             "%s: next delivery %s (%s)",

@@ -229,3 +229,30 @@ def test_a_webhook_that_cannot_be_reached_stays_pending_without_the_secret(
     with open_store(config.settings.state, "read") as store:
         row = store.delivery("webhook:team-chat", NOW.date())
     assert row is not None and row.status == "pending"
+
+
+def test_the_daemon_posts_a_webhook_at_its_own_send_at_once(tmp_path: Path, hook: Hook) -> None:
+    from digest import schedule
+
+    config = config_with(tmp_path, hook)
+    hook_at_nine = replace(config.webhooks[0], send_at=clock(9, 0), timezone="Europe/Berlin")
+    config = replace(config, webhooks=(hook_at_nine,))
+    planned = schedule.calendar(schedule.scheduled(config), NOW.date(), 2)
+    assert [(p.subscriber, p.at) for p in planned] == [
+        ("team-chat", datetime(2026, 11, 24, 8, 0, tzinfo=UTC)),
+        ("team-chat", datetime(2026, 11, 25, 8, 0, tzinfo=UTC)),
+    ]
+    now = [datetime(2026, 11, 24, 7, 59, tzinfo=UTC)]
+    daemon = schedule.Daemon(config, lambda: now[0])
+    assert "deliver:team-chat" in [job.id for job in daemon.jobs()]
+    daemon.collect_due()
+    assert daemon.deliver_due(["team-chat"]) == [] and hook.posts == [], "not due yet"
+    now[0] = datetime(2026, 11, 24, 8, 0, 30, tzinfo=UTC)
+    reports = daemon.deliver_due(["team-chat"])
+    assert [(r.reader, r.outcome) for r in reports] == [("team-chat", "sent")]
+    again = daemon.deliver_due(["team-chat"])
+    assert all(r.outcome == "already" for r in again)
+    assert len(hook.posts) == 1
+    _, rows = schedule.status(config, now[0])
+    assert [r.name for r in rows] == ["team-chat"]
+    assert "sent" in rows[0].last_result

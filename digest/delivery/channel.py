@@ -86,6 +86,9 @@ class Channel(Protocol):
     #: tries per parcel within one run, and the first wait between them (doubling)
     attempts: int
     backoff: float
+    #: deliver a digest without picks too (a wiki's page of the day saying nothing is new);
+    #: False: record it as "empty" and deliver nothing
+    empty_too: bool
 
     def recipients(self) -> Sequence[Recipient]:
         """Every reader this channel delivers to, in config order."""

@@ -28,6 +28,7 @@ class EmailChannel:
     """Subscribers' digests by email (SMTP), or as `.eml`, `.html` and `.txt` files."""
 
     kind = "email"
+    empty_too = False
 
     def __init__(self, config: Config) -> None:
         self._config = config

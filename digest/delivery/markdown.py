@@ -37,6 +37,7 @@ class MarkdownChannel:
     """Each [[markdown]] output's page of the day, written whenever a run delivers."""
 
     kind = "markdown"
+    empty_too = True
     delivered: Literal["sent", "written"] = "written"
     attempts = 1
     backoff = 0.0

@@ -93,7 +93,7 @@ async def deliver_channel(
         except StateRowError as e:
             reports.append(unreadable(reader, day, e))
             continue
-        if not digest.picks:
+        if not digest.picks and not channel.empty_too:
             if not dry_run:
                 store.record_delivery(delivery_row(digest, "empty", None, None, now))
             reports.append(DeliveryReport(reader.name, day, "dry-run" if dry_run else "empty"))

@@ -49,6 +49,7 @@ class WebhookChannel:
     """Every [[webhooks]] entry's digest, POSTed as JSON."""
 
     kind = "webhook"
+    empty_too = False
     delivered: Literal["sent", "written"] = "sent"
 
     def __init__(self, config: Config) -> None:
