@@ -12,14 +12,15 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .delivery import CHANNELS, DeliveryReport, Outcome, deliver_all
 from .delivery.email import subscriber_reader
 from .delivery.markdown import archive, markdown_reader
-from .delivery.outbox import local_date
-from .errors import ConfigError
+from .delivery.outbox import Ledger, local_date
+from .errors import ConfigError, StateRowError
 from .feeds import (
     FEED_PROBLEM_AFTER,
     FeedReport,
@@ -28,7 +29,18 @@ from .feeds import (
     feed_problems,
     held_report,
 )
-from .models import DONE, Config, Digest, FetchResult, Pick, Ranking, Reader, Subscriber
+from .models import (
+    DONE,
+    Config,
+    Digest,
+    Entry,
+    FetchResult,
+    Pick,
+    Profile,
+    Ranking,
+    Reader,
+    Subscriber,
+)
 from .state import Store, open_store
 
 if TYPE_CHECKING:
@@ -40,6 +52,7 @@ __all__ = [
     "FEED_PROBLEM_AFTER",
     "NEW_READER_WINDOW",
     "DeliveryReport",
+    "BatchBuilder",
     "Explanation",
     "FeedReport",
     "Outcome",
@@ -163,17 +176,108 @@ async def deliver(
     only: Mapping[str, date] | None = None,
 ) -> list[DeliveryReport]:
     """Deliver today's digest to every reader of every channel (email, Markdown pages,
-    webhooks) who has not had it, through the outbox (delivery/outbox.py).
+    webhooks) who has not had it, through the outbox (delivery/outbox.py), in batches.
 
     `only`: the scheduled readers that are due, by name, each with the local date it was
     due on (`digest serve`)."""
     problems = feed_problems(config, store.feed_statuses(), now)
     ranker = make_ranker(config, store, now)  # reads each entry once for every reader
-
-    def build(reader: Reader, day: date) -> Digest:
-        return build_digest(config, store, reader, now, problems, ranker, day=day)
-
+    build = BatchBuilder(config, now, problems, ranker)
     return await deliver_all(config, store, now, build, dry_run=dry_run, only=only)
+
+
+#: readers with the same window start, entries folded back and entries already had
+_Group = tuple[datetime, frozenset[str], frozenset[str]]
+
+
+class BatchBuilder:
+    """The digests of a batch of readers, with the work they share done once.
+
+    Each window's entries are read and decoded once for the whole run (readers whose last
+    digest was the same run share one); what each reader already had is subtracted as a
+    set; readers left with the same candidates are ranked in one pass of the ranker, each
+    distinct profile once. The same digests as `build_digest` makes one by one."""
+
+    def __init__(
+        self, config: Config, now: datetime, problems: Sequence[str], ranker: Ranker
+    ) -> None:
+        self._config = config
+        self._now = now
+        self._problems = tuple(problems)
+        self._ranker = ranker
+        #: window start → its entries, and their ids
+        self._windows: dict[datetime, tuple[list[Entry], frozenset[str]]] = {}
+
+    async def __call__(
+        self, readers: Sequence[tuple[Reader, date]], ledger: Ledger
+    ) -> list[Digest | StateRowError]:
+        store, now = ledger.store, self._now
+        keys = [reader.key for reader, _ in readers]
+        last = await ledger.call(partial(store.last_deliveries, keys))
+        starts: dict[str, datetime] = {}
+        for key in keys:
+            done = last.get(key)
+            if not isinstance(done, StateRowError):
+                starts[key] = done.cutoff if done is not None else now - NEW_READER_WINDOW
+        for after in set(starts.values()) - self._windows.keys():
+            window = await ledger.call(partial(store.window_entries, after, now))
+            self._windows[after] = window, frozenset(e.id for e in window)
+        readable = list(starts)
+        folded = await ledger.call(partial(store.folded_entry_ids, readable))
+        outside = set().union(*folded.values()) if folded else set()
+        used = {after for after in starts.values()}
+        every = frozenset().union(*(self._windows[a][1] for a in used)) if used else frozenset()
+        outside -= every
+        extra = await ledger.call(partial(store.entries_by_id, outside)) if outside else {}
+        sent = await ledger.call(partial(store.sent_entry_ids, readable, every | extra.keys()))
+        # readers whose candidates are the same list share it, and one ranking of it
+        groups: dict[_Group, list[Entry]] = {}
+        group_of: dict[str, _Group] = {}
+        for key in readable:
+            window, ids = self._windows[starts[key]]
+            back = frozenset(i for i in folded.get(key, ()) if i in extra and i not in ids)
+            had = sent.get(key, frozenset())
+            group = (starts[key], back, had)
+            group_of[key] = group
+            if group not in groups:
+                entries = window
+                if back:
+                    entries = sorted([*window, *(extra[i] for i in back)], key=_window_order)
+                groups[group] = [e for e in entries if e.id not in had] if had else entries
+        picks: dict[tuple[_Group, int], list[Pick]] = {}
+        profiles_of: dict[_Group, dict[int, Profile]] = {group: {} for group in groups}
+        for reader, _ in readers:
+            if reader.key in group_of:
+                profiles_of[group_of[reader.key]][id(reader.profile)] = reader.profile
+        for group, entries in groups.items():
+            profiles = profiles_of[group]
+            ranked = self._ranker.rank_many(entries, list(profiles.values()))
+            for profile_id, result in zip(profiles, ranked, strict=True):
+                picks[group, profile_id] = result
+            await asyncio.sleep(0)  # the senders go on between rankings
+        digests: list[Digest | StateRowError] = []
+        for reader, day in readers:
+            done = last.get(reader.key)
+            if isinstance(done, StateRowError):
+                digests.append(done)
+                continue
+            group = group_of[reader.key]
+            digests.append(
+                Digest(
+                    reader=reader,
+                    title=self._config.settings.title,
+                    local_date=day,
+                    generated_at=now,
+                    picks=tuple(picks[group, id(reader.profile)]),
+                    considered=len(groups[group]),
+                    feed_problems=self._problems,
+                )
+            )
+        return digests
+
+
+def _window_order(entry: Entry) -> tuple[datetime, str]:
+    return entry.first_seen, entry.id
 
 
 def run(

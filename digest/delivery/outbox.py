@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
+from typing import Protocol, TypeVar
 
 from ..errors import DeliveryError, StateRowError
 from ..models import DONE, Delivery, DeliveryStatus, Digest, Reader
@@ -28,11 +29,24 @@ from .channel import Channel, DeliveryReport, Parcel, Recipient, Sender
 
 log = logging.getLogger("digest")
 
+T = TypeVar("T")
+
 #: pending rows stored per transaction while the previous ones are being delivered
 OUTBOX_CHUNK = 32
 
-#: (reader, its local date) → that reader's digest, built from the state
-Build = Callable[[Reader, date], Digest]
+#: readers processed together: their ledger rows read at once, their digests built and
+#: ranked together, their pending rows stored before the next batch is built
+BATCH = 1000
+
+
+class Build(Protocol):
+    """Builds the digests of a batch of readers (each with its local date) from the state,
+    reading the store only through `ledger.call` (the thread that owns its connection).
+    A reader whose rows cannot be read gets its StateRowError instead of a digest."""
+
+    async def __call__(
+        self, readers: Sequence[tuple[Reader, date]], ledger: Ledger
+    ) -> list[Digest | StateRowError]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,42 +74,94 @@ async def deliver_channel(
     *,
     dry_run: bool = False,
     only: Mapping[str, date] | None = None,
+    batch: int = BATCH,
 ) -> list[DeliveryReport]:
     """Deliver today's digest to every recipient of the channel that has not had it.
+
+    Readers go in batches of `batch`: their ledger rows read at once, earlier undelivered
+    digests folded at once, their digests built together (`build`), each made into a
+    parcel, stored as pending and handed to the senders, which deliver one batch while the
+    next is built (at most one batch waits). Memory holds one or two batches, whatever
+    the number of readers.
 
     `only`: the scheduled readers that are due (by name), each with the local date it was
     due on (a catch-up just after midnight is still the previous day's digest); readers
     that are not scheduled (Markdown pages) are delivered whenever this runs."""
-    reports: list[DeliveryReport] = []
-    queue: list[Queued] = []
+    due: list[tuple[Recipient, date]] = []
     for recipient in channel.recipients():
+        name = recipient.reader.name
+        if only is not None and recipient.scheduled:
+            if name not in only:
+                continue
+            due.append((recipient, only[name]))
+        else:
+            due.append((recipient, local_date(recipient.reader, now)))
+    reports: list[DeliveryReport] = []
+    if not due:
+        return reports
+    async with Dispatch(channel, store, backlog=batch, dry_run=dry_run) as dispatch:
+        for start in range(0, len(due), batch):
+            part = due[start : start + batch]
+            for item in await _plan(channel, dispatch.ledger, part, now, build, reports, dry_run):
+                await dispatch.put(item)
+                await asyncio.sleep(0)  # let the senders take what is ready
+    reports += dispatch.reports
+    order = {r.reader.name: i for i, (r, _) in enumerate(due)}
+    reports.sort(key=lambda r: order.get(r.reader, -1))
+    if not dry_run:
+        names = {r.reader for r in dispatch.reports if r.outcome == channel.delivered}
+        channel.finish([r for r, _ in due if r.reader.name in names])
+    return reports
+
+
+async def _plan(
+    channel: Channel,
+    ledger: Ledger,
+    part: Sequence[tuple[Recipient, date]],
+    now: datetime,
+    build: Build,
+    reports: list[DeliveryReport],
+    dry_run: bool,
+) -> list[Queued]:
+    """One batch's outbox decisions: what is done already, what is waiting in the outbox
+    (delivered again as it was), and the digests to build; reports go into `reports`."""
+    wanted = {r.reader.key: day for r, day in part}
+    existing = await ledger.call(partial(ledger.store.deliveries_on, wanted))
+    queue: list[Queued] = []
+    fresh: list[tuple[Recipient, date]] = []
+    for recipient, day in part:
         reader = recipient.reader
-        if only is not None and recipient.scheduled and reader.name not in only:
-            continue
-        due = only.get(reader.name) if only is not None and recipient.scheduled else None
-        day = due or local_date(reader, now)
-        try:
-            existing = store.delivery(reader.key, day)
-        except StateRowError as e:  # that reader's row costs that reader's digest
-            reports.append(unreadable(reader, day, e))
-            continue
-        if existing is not None and existing.status in DONE:
+        row = existing.get(reader.key)
+        if isinstance(row, StateRowError):  # that reader's row costs that reader's digest
+            reports.append(unreadable(reader, day, row))
+        elif row is not None and row.status in DONE:
             reports.append(DeliveryReport(reader.name, day, "already"))
-            continue
-        if existing is not None and existing.message is not None:
-            parcel = channel.resume(recipient, existing.message, day, len(existing.entry_ids))
-            queue.append(Queued(recipient, parcel, existing.attempts))
-            continue
-        if not dry_run and store.fold_undelivered(reader.key, before=day):
-            log.info("%s: an earlier undelivered digest is folded into today's", reader.name)
-        try:
-            digest = build(reader, day)
-        except StateRowError as e:
-            reports.append(unreadable(reader, day, e))
+        elif row is not None and row.message is not None:
+            parcel = channel.resume(recipient, row.message, day, len(row.entry_ids))
+            queue.append(Queued(recipient, parcel, row.attempts))
+        else:
+            fresh.append((recipient, day))
+    if not fresh:
+        return queue
+    if not dry_run:
+        folded = await ledger.call(
+            partial(ledger.store.fold_undelivered_before, {r.reader.key: d for r, d in fresh})
+        )
+        for recipient, _ in fresh:
+            if recipient.reader.key in folded:
+                log.info(
+                    "%s: an earlier undelivered digest is folded into today's",
+                    recipient.reader.name,
+                )
+    digests = await build([(r.reader, d) for r, d in fresh], ledger)
+    empty: list[Delivery] = []
+    for (recipient, day), digest in zip(fresh, digests, strict=True):
+        reader = recipient.reader
+        if isinstance(digest, StateRowError):
+            reports.append(unreadable(reader, day, digest))
             continue
         if not digest.picks and not channel.empty_too:
-            if not dry_run:
-                store.record_delivery(delivery_row(digest, "empty", None, None, now))
+            empty.append(delivery_row(digest, "empty", None, None, now))
             reports.append(DeliveryReport(reader.name, day, "dry-run" if dry_run else "empty"))
             continue
         try:
@@ -106,18 +172,9 @@ async def deliver_channel(
             continue
         row = delivery_row(digest, "pending", parcel.message_id, None, now)
         queue.append(Queued(recipient, parcel, 0, replace(row, message=parcel.body)))
-    if dry_run:
-        reports.extend(
-            DeliveryReport(q.parcel.name, q.parcel.local_date, "dry-run", q.parcel.picks,
-                           q.parcel.target)
-            for q in queue
-        )  # fmt: skip
-    elif queue:
-        sent = await send_all(channel, store, queue)
-        reports.extend(sent)
-        names = {r.reader for r in sent if r.outcome == channel.delivered}
-        channel.finish([q.recipient for q in queue if q.recipient.reader.name in names])
-    return reports
+    if empty and not dry_run:
+        await ledger.record(empty)
+    return queue
 
 
 def unreadable(reader: Reader, day: date, error: StateRowError) -> DeliveryReport:
@@ -145,56 +202,88 @@ def delivery_row(
 
 
 async def send_all(channel: Channel, store: Store, queue: Sequence[Queued]) -> list[DeliveryReport]:
-    """Deliver over a few senders at once; each parcel is retried on its own.
+    """Deliver these parcels (their pending rows stored first), as a run does."""
+    async with Dispatch(channel, store, backlog=BATCH) as dispatch:
+        for item in queue:
+            await dispatch.put(item)
+    order = {q.parcel.name: i for i, q in enumerate(queue)}
+    return sorted(dispatch.reports, key=lambda r: order[r.reader])
 
-    The outbox is written by one thread of its own while the senders keep sending: the
-    pending rows, OUTBOX_CHUNK parcels per transaction, each chunk committed before any of
-    its parcels is handed to a sender (a crash before a commit has sent none of them, and
-    the next run builds them again); and one commit after each delivery, which the parcel's
-    coroutine waits for while the other senders go on. While sending, that thread is the
-    only user of the store's connection; leaving the executor waits for a commit under way,
-    even when the run is interrupted."""
-    senders = channel.senders(len(queue))
-    work: asyncio.Queue[Queued | None] = asyncio.Queue()
-    reports: list[DeliveryReport] = []
-    ledger = Ledger(store)
 
-    async def stock() -> None:
+class Dispatch:
+    """The channel's senders at work on a queue of parcels, for one run of the channel.
+
+    The outbox is written by one thread of its own (the Ledger) while the senders keep
+    sending: the pending rows, OUTBOX_CHUNK parcels per transaction, each chunk committed
+    before any of its parcels is handed to a sender (a crash before a commit has sent none
+    of them, and the next run builds them again); and one commit after each delivery, which
+    the parcel's coroutine waits for while the other senders go on. That thread is the only
+    user of the store's connection while the dispatch is open (every read of the run goes
+    through `ledger.call`); leaving waits for a commit under way, even when the run is
+    interrupted. A dry run sends nothing: each parcel is reported as it would go."""
+
+    def __init__(self, channel: Channel, store: Store, *, backlog: int, dry_run: bool = False):
+        self._channel = channel
+        self._dry_run = dry_run
+        self.ledger = Ledger(store)
+        self.reports: list[DeliveryReport] = []
+        self._chunk: list[Queued] = []
+        #: parcels stored and waiting for a sender: at most about one batch
+        self._work: asyncio.Queue[Queued | None] = asyncio.Queue(maxsize=max(1, backlog))
+        self._workers: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Dispatch:
+        self.ledger.__enter__()
+        return self
+
+    async def put(self, item: Queued) -> None:
+        if self._dry_run:
+            p = item.parcel
+            self.reports.append(DeliveryReport(p.name, p.local_date, "dry-run", p.picks, p.target))
+            return
+        self._chunk.append(item)
+        if len(self._chunk) >= OUTBOX_CHUNK:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        chunk, self._chunk = self._chunk, []
+        if not chunk:
+            return
+        await self.ledger.record([q.row for q in chunk if q.row is not None])
+        if not self._workers:
+            senders = self._channel.senders(max(len(chunk), self._work.maxsize))
+            self._workers = [asyncio.ensure_future(self._worker(s)) for s in senders]
+        for item in chunk:
+            await self._work.put(item)
+
+    async def _worker(self, sender: Sender) -> None:
         try:
-            for start in range(0, len(queue), OUTBOX_CHUNK):
-                chunk = queue[start : start + OUTBOX_CHUNK]
-                await ledger.record([q.row for q in chunk if q.row is not None])
-                for item in chunk:
-                    work.put_nowait(item)
-        finally:
-            for _ in senders:
-                work.put_nowait(None)
-
-    async def worker(sender: Sender) -> None:
-        try:
-            while (item := await work.get()) is not None:
-                reports.append(await deliver_one(channel, ledger, sender, item))
+            while (item := await self._work.get()) is not None:
+                report = await deliver_one(self._channel, self.ledger, sender, item)
+                self.reports.append(report)
         finally:
             await sender.close()
 
-    with ledger:
-        # Every task ends (the workers finish what they hold) before an error is raised.
-        done = await asyncio.gather(
-            stock(), *(worker(sender) for sender in senders), return_exceptions=True
-        )
-    for outcome in done:
-        if isinstance(outcome, BaseException):
-            raise outcome
-    order = {q.parcel.reader_key: i for i, q in enumerate(queue)}
-    by_name = {q.parcel.name: q.parcel.reader_key for q in queue}
-    return sorted(reports, key=lambda r: order[by_name[r.reader]])
+    async def __aexit__(self, kind: object, error: object, trace: object) -> None:
+        try:
+            if kind is None:
+                await self._flush()
+        finally:
+            for _ in self._workers:
+                await self._work.put(None)
+            # Every worker ends (finishing what it holds) before an error is raised.
+            done = await asyncio.gather(*self._workers, return_exceptions=True)
+            self.ledger.__exit__(None, None, None)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
 
 class Ledger:
-    """The store's outbox methods, run on a thread of their own (see send_all)."""
+    """The store's connection, used from one thread of its own (see Dispatch)."""
 
     def __init__(self, store: Store) -> None:
-        self._store = store
+        self.store = store
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-outbox")
 
     def __enter__(self) -> Ledger:
@@ -203,22 +292,27 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self._thread.shutdown(wait=True)
 
+    async def call(self, work: Callable[[], T]) -> T:
+        """`work()` (which uses the store) on the ledger's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+
     async def record(self, rows: Sequence[Delivery]) -> None:
         if rows:
-            call = partial(self._store.record_deliveries, rows)
-            await asyncio.get_running_loop().run_in_executor(self._thread, call)
+            await self.call(partial(self.store.record_deliveries, rows))
 
     async def mark_done(
         self, reader: str, day: date, status: str, target: str, *, attempts: int
     ) -> None:
-        call = partial(self._store.mark_done, reader, day, status, target, attempts=attempts)
-        await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        await self.call(
+            partial(self.store.mark_done, reader, day, status, target, attempts=attempts)
+        )
 
     async def mark_undelivered(
         self, reader: str, day: date, status: str, error: str, *, attempts: int
     ) -> None:
-        call = partial(self._store.mark_undelivered, reader, day, status, error, attempts=attempts)
-        await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        await self.call(
+            partial(self.store.mark_undelivered, reader, day, status, error, attempts=attempts)
+        )
 
 
 async def deliver_one(

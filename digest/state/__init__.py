@@ -28,7 +28,7 @@ sending, and does not use it meanwhile).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -202,6 +202,11 @@ class Store(Protocol):
         StateRowError when it cannot be read."""
         ...
 
+    def deliveries_on(self, wanted: Mapping[str, date]) -> dict[str, Delivery | StateRowError]:
+        """`delivery` for many readers at once: each reader's row for its date in `wanted`,
+        or the error of a row that cannot be read; no key: no row."""
+        ...
+
     def deliveries(self, reader: str) -> list[Delivery]:
         """Every ledger row of the reader, newest local date first; unreadable ones are
         left out."""
@@ -237,6 +242,11 @@ class Store(Protocol):
     def fold_undelivered(self, reader: str, before: date) -> int:
         """Give up the reader's pending and failed digests of dates before `before`: they
         become folded, their entries candidates again. Returns how many."""
+        ...
+
+    def fold_undelivered_before(self, wanted: Mapping[str, date]) -> frozenset[str]:
+        """`fold_undelivered` for many readers in one transaction, each before its own date
+        in `wanted`; returns the readers that had something folded."""
         ...
 
 

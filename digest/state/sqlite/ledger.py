@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
 from ...errors import StateError
@@ -90,6 +90,23 @@ class Ledger(Base):
                 (reader, before.isoformat()),
             )
             return cursor.rowcount
+
+    @guarded
+    def fold_undelivered_before(self, wanted: Mapping[str, date]) -> frozenset[str]:
+        folded: set[str] = set()
+        by_day: dict[date, list[str]] = {}
+        for reader, day in wanted.items():
+            by_day.setdefault(day, []).append(reader)
+        with self._transaction() as db:
+            for day, readers in by_day.items():
+                cursor = db.execute(
+                    """UPDATE deliveries SET status = 'folded'
+                       WHERE reader IN (SELECT value FROM json_each(?)) AND local_date < ?
+                       AND status IN ('pending', 'failed') RETURNING reader""",
+                    (rows.dump_strings(readers), day.isoformat()),
+                )
+                folded.update(row[0] for row in cursor)
+        return frozenset(folded)
 
 
 def _mark_entries(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -141,6 +141,26 @@ class Reading(Base):
             return rows.delivery(row)
         except rows.BadValue as e:
             raise self._damaged(f"the delivery of {reader} on {local_date}", e) from e
+
+    @guarded
+    def deliveries_on(self, wanted: Mapping[str, date]) -> dict[str, Delivery | StateRowError]:
+        found: dict[str, Delivery | StateRowError] = {}
+        by_day: dict[date, list[str]] = {}
+        for reader, day in wanted.items():
+            by_day.setdefault(day, []).append(reader)
+        for day, readers in by_day.items():
+            cursor = self._db.execute(
+                """SELECT * FROM deliveries WHERE local_date = ?
+                   AND reader IN (SELECT value FROM json_each(?))""",
+                (day.isoformat(), rows.dump_strings(readers)),
+            )
+            for row in cursor:
+                try:
+                    found[row["reader"]] = rows.delivery(row)
+                except rows.BadValue as e:
+                    what = f"the delivery of {row['reader']} on {day}"
+                    found[row["reader"]] = self._damaged(what, e)
+        return found
 
     @guarded
     def deliveries(self, reader: str) -> list[Delivery]:
