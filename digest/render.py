@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 from operator import attrgetter
@@ -26,7 +26,21 @@ from .models import Digest, Entry, Pick, RenderedDigest
 from .rank import why
 
 EXCERPT_CHARS = 300
-_CONTROLS = str.maketrans({c: " " for c in map(chr, [*range(32), *range(127, 160)])})
+#: bidi controls: embeddings and overrides (U+202A–202E), isolates (U+2066–2069), the marks
+#: (U+200E/F, U+061C). Feed text could reorder what a reader sees around it ("exe.lave"):
+#: they are removed from every output.
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+_WHITESPACE_CONTROLS = "\t\n\v\f\r\x1c\x1d\x1e\x1f\x85"
+#: C0 and C1 controls and DEL (ESC sequences recolour or retitle a terminal, BEL rings, NUL
+#: cuts a C string short), and bidi controls: dropped; the ones that separate (tab, line
+#: breaks) become spaces
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
+_CLEAN = str.maketrans(
+    {
+        c: " " if c in _WHITESPACE_CONTROLS else None
+        for c in [*map(chr, [*range(32), *range(127, 160)]), *BIDI_CONTROLS]
+    }
+)
 #: the heading of picks without a section, in a digest where others have one
 UNSECTIONED = "Other"
 TEXT_WIDTH = 78
@@ -36,11 +50,22 @@ LONGEST_WORD = 900
 # line starts, which is the only place it acts. Backslash escapes are CommonMark-safe.
 # Characters Python-Markdown does not backslash-unescape become entities, which both it and
 # CommonMark show as written.
-_MD_INLINE = re.compile(r"([\\`*_\[\]])")
+# `{` and `}` are escaped too: `{: onclick=… }` and `{#id .class}` are attribute lists for
+# Python-Markdown's attr_list (in `extra`, what MkDocs sites use).
+_MD_INLINE = re.compile(r"([\\`*_\[\]{}])")
 _MD_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "~": "&#126;"})
 _MD_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))")
 # Trailing #s end a heading (Python-Markdown even without a space before them): not shown.
 _MD_CLOSING_HASHES = re.compile(r"#+$")
+
+_CLEAN_LINK = str.maketrans(dict.fromkeys(_CLEAN))
+
+
+def plain(text: str) -> str:
+    """Feed text without control characters (C0, DEL, C1) or bidi controls: what every
+    output shows of a title, name, link or summary, and what a terminal may print. Tab and
+    line breaks become spaces, the rest are dropped."""
+    return text.translate(_CLEAN) if _UNSAFE.search(text) else text
 
 
 def template_dir() -> Path:
@@ -157,6 +182,7 @@ def render(
 ) -> RenderedDigest:
     """Render every format of one digest, with the user's templates when given."""
     env = environment(templates)
+    digest = _shown(digest)
     title = subject(digest)
     layout = _layout(digest.picks, digest.reader.timezone)
     context = {
@@ -172,6 +198,22 @@ def render(
         html=_render(env, "digest.html.j2", context),
         text=_render(env, "digest.txt.j2", context),
         markdown=_render(env, "digest.md.j2", context),
+    )
+
+
+def _shown(digest: Digest) -> Digest:
+    """The digest with its own text (title, names, feed problems) as `plain` shows it."""
+    reader, profile = digest.reader, digest.reader.profile
+    texts = (digest.title, reader.name, profile.name, *digest.feed_problems)
+    if not any(map(_UNSAFE.search, texts)):
+        return digest
+    return replace(
+        digest,
+        title=plain(digest.title),
+        reader=replace(
+            reader, name=plain(reader.name), profile=replace(profile, name=plain(profile.name))
+        ),
+        feed_problems=tuple(map(plain, digest.feed_problems)),
     )
 
 
@@ -208,7 +250,7 @@ def group(picks: Sequence[PickView]) -> tuple[Section, ...]:
         return (Section("", _Items(enumerate(picks, 1))),) if picks else ()
     by_name: dict[str, list[PickView]] = {}
     for item in picks:
-        name = " ".join(item.section.translate(_CONTROLS).split()) or UNSECTIONED
+        name = " ".join(plain(item.section).split()) or UNSECTIONED
         by_name.setdefault(name, []).append(item)
     sections, number = [], 0
     for name, items in by_name.items():
@@ -348,6 +390,7 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hang: str | None 
     `hang` indents the lines after the first (default: like the first)."""
     if text and len(indent) + len(text) <= width and text.isprintable() and text.strip() == text:
         return indent + text  # what textwrap gives a line that fits, without its cost
+    text = plain(text)
     longest = max((len(word.encode()) for word in text.split()), default=0)
     return textwrap.fill(
         text,
@@ -381,7 +424,7 @@ def markdown_escape(text: str) -> str:
 @lru_cache(maxsize=1024)
 def markdown_heading(text: str) -> str:
     """Feed text as the literal text of a Markdown heading (after "## ")."""
-    escaped = _MD_INLINE.sub(r"\\\1", " ".join(text.split())).translate(_MD_ENTITIES)
+    escaped = _MD_INLINE.sub(r"\\\1", " ".join(plain(text).split())).translate(_MD_ENTITIES)
     return _MD_CLOSING_HASHES.sub(lambda m: "\\#" * len(m[0]), escaped)
 
 
@@ -399,9 +442,15 @@ def http_url(url: str | None) -> str | None:
     """The URL if it is http(s) with a host, else None: feeds may carry javascript: links."""
     if not url:
         return None
-    parts = urlsplit(url.strip())
+    if _UNSAFE.search(url):
+        url = url.translate(_CLEAN_LINK)  # as a browser's URL parser drops tabs and newlines
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1"
+        return None
     if parts.scheme.lower() in ("http", "https") and parts.netloc:
-        return url.strip()
+        return url
     return None
 
 
@@ -411,6 +460,8 @@ class EntryView:
     and date shown, and shared by every digest that holds the entry."""
 
     entry: Entry
+    #: the entry's title without control characters (see `plain`)
+    title: str
     url: str | None
     #: "published 2026-11-20" or "seen 2026-11-23", in the reader's zone
     date: str
@@ -436,12 +487,12 @@ def _entry_view(entry: Entry, zone: str) -> EntryView:
 @lru_cache(maxsize=8192)
 def _dated_entry_view(entry: Entry, date_shown: str) -> EntryView:
     url = http_url(entry.link)
-    byline = _byline(entry)
-    parts = [", ".join(entry.feeds), date_shown, byline]
+    byline = plain(_byline(entry))
+    parts = [plain(", ".join(entry.feeds)), date_shown, byline]
     if entry.upvotes is not None:
         parts.append(f"▲ {entry.upvotes}")
     meta = " · ".join(p for p in parts if p)
-    short = excerpt(entry.summary) if entry.summary else ""
+    short = excerpt(plain(entry.summary)) if entry.summary else ""
     text_lines = [wrap(url, indent="   ")] if url else []
     text_lines.append(wrap(meta, indent="   "))
     if short:
@@ -452,6 +503,7 @@ def _dated_entry_view(entry: Entry, date_shown: str) -> EntryView:
         md_lines += [markdown_escape(short), ""]
     return EntryView(
         entry=entry,
+        title=plain(entry.title),
         url=url,
         date=date_shown,
         byline=byline,
@@ -505,11 +557,11 @@ def _pick_view(pick: Pick, zone: str) -> PickView:
 
 
 def _new_pick_view(pick: Pick, shared: EntryView) -> PickView:
-    reason, score = why(pick), f"{round(pick.score, 1):g}"
+    reason, score = plain(why(pick)), f"{round(pick.score, 1):g}"
     return PickView(
         pick=pick,
         entry=pick.entry,
-        title=pick.entry.title,
+        title=shared.title,
         url=shared.url,
         date=shared.date,
         byline=shared.byline,

@@ -18,7 +18,7 @@ from jinja2 import nodes
 from digest.errors import TemplateError
 from digest.models import Entry, Pick, RenderedDigest
 from digest.rank import KeywordRanker
-from digest.render import TEXT_WIDTH, environment, render, render_index, template_dir
+from digest.render import BIDI_CONTROLS, TEXT_WIDTH, environment, render, render_index, template_dir
 
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 MARKDOWN_TRICKS = ["[click](http://evil) # x", "<b>hi</b>", "Learning C#"]
@@ -341,3 +341,38 @@ def test_a_picks_row_is_shared_only_where_it_would_read_the_same() -> None:
     assert "published 2026-11-23" in render(new_york).html
     rescored = digest([replace(picks[0], score=picks[0].score + 7)])
     assert f"score {round(picks[0].score + 7, 1):g}" in visible_text(render(rescored).html)
+
+
+# --- hostile text: attribute lists, controls, bidi ---------------------------------------
+
+ATTRIBUTE_LISTS = ["Title {: onclick=alert(1) }", "Title {#id .class}", "x {onclick=alert(1)}"]
+
+
+@pytest.mark.parametrize("hostile", ATTRIBUTE_LISTS)
+def test_markdown_attribute_lists_stay_text_for_python_markdown_extra(hostile: str) -> None:
+    """MkDocs renders with `extra`/`attr_list`: `{: … }` after a heading's text would become
+    its attributes. Unlinked titles, section and digest titles end headings."""
+    e = entry(hostile, hostile, feeds=[hostile], authors=[hostile])
+    d = digest([Pick(entry=e, score=2.0, matches=(), section=hostile)], title=hostile)
+    page = markdown.markdown(render(d).markdown, extensions=["extra", "attr_list"])
+    assert re.findall(r"<\w+ [^>]*>", page) == [], page
+    assert html.unescape(re.sub(r"<[^>]*>", "", page)).count(hostile) >= 4
+
+
+def test_controls_and_bidi_are_gone_from_every_part_and_links_still_work() -> None:
+    nasty = "a\x1b[31mb\x07c\x00d\x9be\u202ef\u2066g\u200fh"
+    e = entry(nasty, nasty, link=f"https://x.example/{nasty}", authors=[nasty], feeds=[nasty])
+    d = digest([Pick(entry=e, score=2.0, matches=(), section=nasty)], title=nasty)
+    rendered = render(d, unsubscribe_url=f"https://x.example/u\x1b{nasty}")
+    for part in (rendered.subject, rendered.html, rendered.text, rendered.markdown):
+        assert not re.search(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{BIDI_CONTROLS}]", part)
+        assert "31mbcdefgh" in part
+    assert "https://x.example/a[31mbcdefgh" in hrefs(rendered.html)
+
+
+def test_plain_keeps_clean_text_and_spaces_line_breaks() -> None:
+    from digest.render import plain
+
+    clean = "Ünïcode — 中文 עברית"
+    assert plain(clean) is clean
+    assert plain("a\tb\nc\x1b[0m\u202e") == "a b c[0m"
