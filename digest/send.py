@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import re
+import secrets
 import ssl
-import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -342,10 +343,22 @@ def file_stem(name: str) -> str:
     return _SAFE_NAME.sub("_", name).strip("._") or "subscriber"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file, fsync and rename, so a crash never leaves half a file."""
+#: mode bits asked for when creating a file, before the umask: what `open()` and a shell's `>`
+#: ask for. Files a person or another program reads (wiki pages, index, archive, digests
+#: written as files) are 0644 under the usual umask 022, so a wiki engine or web server
+#: running as another user can read them. The state file (subscribers' addresses and the
+#: delivery ledger) is made 0600 whatever the umask: digest.state.files.create.
+PUBLIC_MODE = 0o666
+PRIVATE_MODE = 0o600
+
+
+def write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Write via a temporary file, fsync and rename, so a crash never leaves half a file.
+
+    The file's mode is PUBLIC_MODE less the umask (the kernel applies it, and a default ACL,
+    at creation), or PRIVATE_MODE when `private`: never mkstemp's fixed 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = _create_beside(path, PRIVATE_MODE if private else PUBLIC_MODE)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -360,3 +373,15 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _create_beside(path: Path, mode: int) -> tuple[int, str]:
+    """A new, uniquely named temporary file in `path`'s folder, created with `mode`."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = str(path.with_name(f".{path.name}.{secrets.token_hex(6)}"))
+        try:
+            return os.open(tmp, flags, mode), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(path.parent))
