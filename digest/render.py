@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import unicodedata
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -387,10 +388,20 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hang: str | None 
     """Wrap for the plain-text part. Words (URLs) are not broken, unless one is so long that
     its line would pass SMTP's 998-octet limit.
 
-    `hang` indents the lines after the first (default: like the first)."""
-    if text and len(indent) + len(text) <= width and text.isprintable() and text.strip() == text:
+    `hang` indents the lines after the first (default: like the first). Widths are display
+    columns: East Asian wide and fullwidth characters count 2, and a line may break between
+    two of them (Chinese and Japanese put no spaces between words)."""
+    if (
+        text
+        and len(indent) + len(text) <= width
+        and text.isprintable()
+        and text.strip() == text
+        and (text.isascii() or display_width(text) + len(indent) <= width)
+    ):
         return indent + text  # what textwrap gives a line that fits, without its cost
     text = plain(text)
+    if not text.isascii() and _has_wide(text):
+        return _wrap_wide(text, width, indent, indent if hang is None else hang)
     longest = max((len(word.encode()) for word in text.split()), default=0)
     return textwrap.fill(
         text,
@@ -400,6 +411,88 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hang: str | None 
         break_long_words=longest > LONGEST_WORD,
         break_on_hyphens=False,
     )
+
+
+def _is_wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in "WF"
+
+
+def display_width(text: str) -> int:
+    """Columns a terminal or a monospaced mail client gives the text: East Asian wide (W) and
+    fullwidth (F) characters take 2, combining marks 0, the rest 1."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(c) else 2 if _is_wide(c) else 1 for c in text)
+
+
+def _has_wide(text: str) -> bool:
+    return any(_is_wide(c) for c in text if ord(c) >= 0x1100)
+
+
+#: a wrapping unit: a run of spaces, one wide character (a line may break after any), or a
+#: run of other characters (a word)
+_WIDE_CHUNK = re.compile(r"\s+|[^\s]")
+#: what may not start a line (closing brackets and punctuation, Japanese small kana): JIS
+#: X 4051's rule, kept short
+_NO_LINE_START = frozenset(
+    "、。，．・：；？！）」』】〕〉》｝］〙〗’”%‰℃ーぁぃぅぇぉっゃゅょァィゥェォッャュョ"
+)
+
+
+def _chunks(text: str) -> list[str]:
+    """The text as spaces, single wide characters and words, a closing mark kept with the
+    character before it."""
+    chunks: list[str] = []
+    word: list[str] = []
+    for m in _WIDE_CHUNK.finditer(text):
+        char = m[0]
+        if char[0].isspace():
+            if word:
+                chunks.append("".join(word))
+                word = []
+            chunks.append(" ")
+        elif _is_wide(char) or (word and _is_wide(word[-1])):
+            # a break is allowed before and after a wide character, but not before a mark
+            # that may not start a line
+            if word and char not in _NO_LINE_START:
+                chunks.append("".join(word))
+                word = []
+            word.append(char)
+        else:
+            word.append(char)
+    if word:
+        chunks.append("".join(word))
+    return chunks
+
+
+def _wrap_wide(text: str, width: int, indent: str, hang: str) -> str:
+    """Greedy filling by display width, for text holding wide characters. Spaces between
+    chunks are kept (one), dropped where a line breaks; a word wider than a line stands
+    alone on its line, unless so long that its line would pass SMTP's 998-octet limit."""
+    lines: list[str] = []
+    line, used, space = indent, display_width(indent), False
+    fresh = True  # nothing but the indent on this line yet
+    for chunk in _chunks(text):
+        if chunk == " ":
+            space = not fresh
+            continue
+        pieces = [chunk]
+        if len(chunk.encode()) > LONGEST_WORD:
+            step = max(1, width - len(hang))
+            pieces = [chunk[i : i + step] for i in range(0, len(chunk), step)]
+        for piece in pieces:
+            needed = display_width(piece) + (1 if space else 0)
+            if not fresh and used + needed > width:
+                lines.append(line)
+                line, used, space, fresh = hang, display_width(hang), False, True
+                needed = display_width(piece)
+            if space:
+                line += " "
+            line += piece
+            used += needed
+            space, fresh = False, False
+    lines.append(line)
+    return "\n".join(lines)
 
 
 def numbered(title: str, number: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -376,3 +377,45 @@ def test_plain_keeps_clean_text_and_spaces_line_breaks() -> None:
     clean = "Ünïcode — 中文 עברית"
     assert plain(clean) is clean
     assert plain("a\tb\nc\x1b[0m\u202e") == "a b c[0m"
+
+
+# --- the plain-text part: display width -----------------------------------------------------
+
+ZH = (
+    "强化学习是机器学习的一个领域，强调如何基于环境而行动，以取得最大化的预期利益。其灵感来源于"
+    "心理学中的行为主义理论，即有机体如何在环境给予的奖励或惩罚的刺激下，逐步形成对刺激的预期。"
+)
+JA = (
+    "大規模言語モデル（LLM）を用いた強化学習による推論能力の向上について、我々は新しい手法を"
+    "提案する。この手法は reinforcement learning from human feedback (RLHF) を拡張したものである。"
+)
+KO = (
+    "강화 학습은 기계 학습의 한 영역이다. 행동 심리학에서 영감을 받았으며, "
+    "어떤 환경 안에서 정의된 에이전트가 현재의 상태를 인식하여"
+)
+
+
+def columns(line: str) -> int:
+    """Display columns, counted independently of digest.render: wide/fullwidth take 2."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+
+
+@pytest.mark.parametrize("text", [ZH, JA, KO, ZH[:38]], ids=["zh", "ja", "ko", "zh-short"])
+def test_cjk_text_wraps_by_display_width_at_78_columns(text: str) -> None:
+    e = entry(text, f"{text} {text}", feeds=[text[:30]], authors=[text[:20]] * 3)
+    rendered = render(digest([Pick(entry=e, score=2.0, matches=(), section=text)], title=text[:40]))
+    lines = rendered.text.splitlines()
+    wide = {line: columns(line) for line in lines if columns(line) > TEXT_WIDTH}
+    assert wide == {}
+    squashed = "".join(rendered.text.split())
+    assert "".join(text.split()) in squashed  # nothing lost, only line breaks added
+    if columns(text) + 3 > TEXT_WIDTH:
+        assert max(map(columns, lines)) > TEXT_WIDTH - 6  # and lines are filled
+
+
+def test_a_line_never_starts_with_closing_punctuation() -> None:
+    from digest.render import wrap
+
+    for width in range(20, 79):
+        for line in wrap(ZH + JA, width=width).splitlines()[1:]:
+            assert line[0] not in "、。，）」", (width, line)
