@@ -181,25 +181,77 @@ def subject(digest: Digest) -> str:
 def render(
     digest: Digest, templates: Path | None = None, unsubscribe_url: str | None = None
 ) -> RenderedDigest:
-    """Render every format of one digest, with the user's templates when given."""
+    """Render every format of one digest, with the user's templates when given.
+
+    The HTML part shows fewer picks, and says how many more there were, when all of them
+    would make it larger than HTML_BUDGET as sent: Gmail clips a larger one, and the footer
+    with the unsubscribe link would be what is lost. The text and Markdown parts hold all."""
     env = environment(templates)
     digest = _shown(digest)
     title = subject(digest)
-    layout = _layout(digest.picks, digest.reader.timezone)
-    context = {
-        "digest": digest,
-        "subject": title,
-        "unsubscribe_url": http_url(unsubscribe_url),
-        "picks": layout.shown,
-        "sections": layout.sections,
-        "sectioned": layout.sectioned,
-    }
+    context = _context(digest, title, http_url(unsubscribe_url), len(digest.picks))
+    html = _render(env, "digest.html.j2", context)
+    if digest.picks and html_size(html) > HTML_BUDGET:
+        html = _fitting_html(env, digest, title, context)
     return RenderedDigest(
         subject=title,
-        html=_render(env, "digest.html.j2", context),
+        html=html,
         text=_render(env, "digest.txt.j2", context),
         markdown=_render(env, "digest.md.j2", context),
     )
+
+
+#: octets of the HTML part as sent (quoted-printable), at most: Gmail clips messages whose
+#: HTML passes 102 KB, and headers and the text part come on top
+HTML_BUDGET = 90_000
+#: a quoted-printable line holds at most 76 characters: a soft break ("=" CRLF) after each
+_QP_LINE = 73
+
+
+def html_size(html: str) -> int:
+    """The size of the HTML as compose() sends it, quoted-printable: each non-ASCII octet
+    and each "=" takes three octets, a soft line break three more every ~73 (an estimate,
+    on the high side, without encoding)."""
+    data = html.encode()
+    ascii_chars = len(html.encode("ascii", "ignore"))
+    escaped = (len(data) - ascii_chars) + data.count(b"=")
+    return len(data) + 2 * escaped + 3 * (len(data) + 2 * escaped) // _QP_LINE
+
+
+def _context(digest: Digest, title: str, unsubscribe: str | None, shown: int) -> dict[str, object]:
+    """What the templates see, with the first `shown` picks (the rest: `left_out`)."""
+    layout = _layout(digest.picks[:shown], digest.reader.timezone)
+    return {
+        "digest": digest,
+        "subject": title,
+        "unsubscribe_url": unsubscribe,
+        "picks": layout.shown,
+        "sections": layout.sections,
+        "sectioned": layout.sectioned,
+        #: how many of the digest's picks this part leaves out (only HTML_BUDGET does)
+        "left_out": len(digest.picks) - shown,
+    }
+
+
+def _fitting_html(
+    env: jinja2.Environment, digest: Digest, title: str, full: dict[str, object]
+) -> str:
+    """The HTML with as many of the top picks as fit HTML_BUDGET (at least none): found by
+    bisection, as a pick's size varies."""
+    unsubscribe = full["unsubscribe_url"]
+    assert unsubscribe is None or isinstance(unsubscribe, str)
+    fits, too_many = 0, len(digest.picks)
+    best: str | None = None
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        html = _render(env, "digest.html.j2", _context(digest, title, unsubscribe, middle))
+        if html_size(html) <= HTML_BUDGET:
+            fits, best = middle, html
+        else:
+            too_many = middle
+    if best is None:
+        best = _render(env, "digest.html.j2", _context(digest, title, unsubscribe, fits))
+    return best
 
 
 def _shown(digest: Digest) -> Digest:

@@ -419,3 +419,76 @@ def test_a_line_never_starts_with_closing_punctuation() -> None:
     for width in range(20, 79):
         for line in wrap(ZH + JA, width=width).splitlines()[1:]:
             assert line[0] not in "、。，）」", (width, line)
+
+
+# --- the HTML part's size: Gmail clips past 102 KB ------------------------------------------
+
+GMAIL_CLIPS_AT = 102 * 1024
+
+
+def many_picks(count: int, summary: str = "We study reward models for agents. " * 12) -> list[Pick]:
+    return [
+        Pick(
+            entry=entry(
+                f"Paper {i}: a reward model for long-horizon agents — ünïcödé",
+                summary,
+                link=f"https://papers.example/abs/{i}",
+                authors=["Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra"],
+            ),
+            score=100.0 - i,
+            matches=(),
+        )
+        for i in range(count)
+    ]
+
+
+def html_as_sent(rendered: RenderedDigest) -> tuple[bytes, str]:
+    """The HTML part as compose() puts it on the wire (quoted-printable), and decoded."""
+    from digest.send import compose
+
+    message = compose(
+        sender="digest@example.org",
+        to_name="ada",
+        to_address="ada@example.org",
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        msg_id="<x@example.org>",
+        now=datetime(2026, 11, 23, 7, 0, tzinfo=UTC),
+    )
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    raw = part.as_bytes().split(b"\n\n", 1)[1]
+    return raw, str(part.get_content())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("count", [80, 150])
+def test_a_large_html_digest_is_cut_so_its_footer_survives_gmail_clipping(count: int) -> None:
+    rendered = render(digest(many_picks(count)), unsubscribe_url="https://x.example/unsubscribe")
+    raw, shown = html_as_sent(rendered)
+    assert len(raw) <= 90 * 1024 < GMAIL_CLIPS_AT
+    assert shown.rstrip().endswith("</html>") and ">Unsubscribe</a>" in shown
+    numbers = [int(n) for n in re.findall(r'class="title"[^>]*>(\d+)\. ', shown)]
+    left_out = re.search(r"(\d+) more were left out", visible_text(shown))
+    assert left_out is not None and numbers == list(range(1, len(numbers) + 1))
+    assert len(numbers) + int(left_out[1]) == count
+    assert len(numbers) >= 40  # cut to what fits, not far below it
+    assert f"{count} new for ada" in visible_text(shown)
+    # the text and Markdown parts keep every pick
+    assert f"\n{count}. Paper {count - 1}:" in rendered.text
+    assert f"## {count}. [Paper {count - 1}:" in rendered.markdown
+
+
+def test_a_digest_that_fits_is_not_cut() -> None:
+    rendered = render(digest(many_picks(30)))
+    assert "left out" not in rendered.html
+    assert len(re.findall(r'class="title"', rendered.html)) == 30
+
+
+def test_html_size_is_never_below_the_quoted_printable_size() -> None:
+    from digest.render import html_size
+
+    for summary in ("plain ascii summary " * 10, "中文摘要，强化学习。" * 20, "a=b " * 50):
+        rendered = render(digest(many_picks(12, summary)))
+        raw, _ = html_as_sent(rendered)
+        assert len(raw) <= html_size(rendered.html) <= len(raw) * 1.1
