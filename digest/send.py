@@ -152,7 +152,11 @@ class SmtpMailer:
             self._client = await connect(self._settings)
         try:
             errors, reply = await transmit(
-                self._client, outgoing.sender, outgoing.recipients, outgoing.raw
+                self._client,
+                outgoing.sender,
+                outgoing.recipients,
+                outgoing.raw,
+                data_timeout=self._settings.data_timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as e:
             reasons = "; ".join(f"{r.code} {r.message}" for r in e.recipients)
@@ -165,6 +169,11 @@ class SmtpMailer:
                 who, f"the server answered {e.code} {e.message}", transient=e.code < 500
             ) from e
         except (aiosmtplib.SMTPException, OSError) as e:
+            # A temporary failure, retried, also when the message went out and only the
+            # reply to its final dot was lost (the connection dropped, or no reply within
+            # data_timeout): the server may have queued it, and a second copy is better
+            # than a lost digest (RFC 5321 §4.5.3.2.6 and §6.1). The only window in which
+            # a digest can arrive twice, besides a crash between the 250 and its record.
             await self.close()
             raise DeliveryError(who, f"SMTP failed: {e}") from e
         if errors:
@@ -198,11 +207,21 @@ def wire_form(raw: bytes) -> tuple[bytes, int]:
 
 
 async def transmit(
-    client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str], raw: bytes
+    client: aiosmtplib.SMTP,
+    sender: str,
+    recipients: Sequence[str],
+    raw: bytes,
+    *,
+    data_timeout: float | None = None,
 ) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
     """One message over an open connection, as `SMTP.sendmail` does it (MAIL, RCPT each,
     DATA; RSET after a refusal; refused recipients returned, all refused raised), but with
-    the DATA payload prepared by `wire_form`. Returns (refused recipients, the 250 reply)."""
+    the DATA payload prepared by `wire_form`. Returns (refused recipients, the 250 reply).
+
+    Every command waits `client.timeout` for its reply, except the end of DATA, which waits
+    `data_timeout` (default: the same): servers scan the message (spam and virus filters)
+    before they answer the final dot, and RFC 5321 §4.5.3.2.6 asks clients to wait 10
+    minutes for it. Giving up earlier, on a message the server then queues, sends it twice."""
     data, size = wire_form(raw)
     options = [f"SIZE={size}"] if client.supports_extension("size") else []
     try:
@@ -226,7 +245,8 @@ async def transmit(
         # No await between the write and read_response, so the reply cannot arrive before
         # the protocol expects it.
         protocol.write(data)
-        reply = await protocol.read_response(timeout=client.timeout)
+        wait = client.timeout if data_timeout is None else data_timeout
+        reply = await protocol.read_response(timeout=wait)
         if reply.code != 250:
             raise aiosmtplib.SMTPDataError(reply.code, reply.message)
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
