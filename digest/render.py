@@ -8,7 +8,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from functools import lru_cache
+from functools import cache, lru_cache
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -191,7 +191,7 @@ def render(
     title = subject(digest)
     context = _context(digest, title, http_url(unsubscribe_url), len(digest.picks))
     html = _render(env, "digest.html.j2", context)
-    if digest.picks and html_size(html) > HTML_BUDGET:
+    if digest.picks and not _fits(html):
         html = _fitting_html(env, digest, title, context)
     return RenderedDigest(
         subject=title,
@@ -212,10 +212,18 @@ def html_size(html: str) -> int:
     """The size of the HTML as compose() sends it, quoted-printable: each non-ASCII octet
     and each "=" takes three octets, a soft line break three more every ~73 (an estimate,
     on the high side, without encoding)."""
-    data = html.encode()
-    ascii_chars = len(html.encode("ascii", "ignore"))
-    escaped = (len(data) - ascii_chars) + data.count(b"=")
-    return len(data) + 2 * escaped + 3 * (len(data) + 2 * escaped) // _QP_LINE
+    octets = len(html.encode())
+    escaped = octets - len(html.encode("ascii", "ignore")) + html.count("=")
+    size = octets + 2 * escaped
+    return size + 3 * size // _QP_LINE
+
+
+def _fits(html: str) -> bool:
+    """html_size(html) <= HTML_BUDGET, mostly without its second pass: each non-ASCII
+    character of k octets adds k - 1 to the UTF-8 length, so they hold at most twice that."""
+    octets = len(html.encode())
+    bound = octets + 2 * (2 * (octets - len(html)) + html.count("="))
+    return bound + 3 * bound // _QP_LINE <= HTML_BUDGET or html_size(html) <= HTML_BUDGET
 
 
 def _context(digest: Digest, title: str, unsubscribe: str | None, shown: int) -> dict[str, object]:
@@ -245,7 +253,7 @@ def _fitting_html(
     while too_many - fits > 1:
         middle = (fits + too_many) // 2
         html = _render(env, "digest.html.j2", _context(digest, title, unsubscribe, middle))
-        if html_size(html) <= HTML_BUDGET:
+        if _fits(html):
             fits, best = middle, html
         else:
             too_many = middle
@@ -448,7 +456,7 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hang: str | None 
         and len(indent) + len(text) <= width
         and text.isprintable()
         and text.strip() == text
-        and (text.isascii() or display_width(text) + len(indent) <= width)
+        and (text.isascii() or not _has_wide(text) or display_width(text) + len(indent) <= width)
     ):
         return indent + text  # what textwrap gives a line that fits, without its cost
     text = plain(text)
@@ -465,8 +473,14 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hang: str | None 
     )
 
 
+@cache
 def _is_wide(char: str) -> bool:
     return unicodedata.east_asian_width(char) in "WF"
+
+
+@cache
+def _columns(char: str) -> int:
+    return 0 if unicodedata.combining(char) else 2 if _is_wide(char) else 1
 
 
 def display_width(text: str) -> int:
@@ -474,11 +488,15 @@ def display_width(text: str) -> int:
     fullwidth (F) characters take 2, combining marks 0, the rest 1."""
     if text.isascii():
         return len(text)
-    return sum(0 if unicodedata.combining(c) else 2 if _is_wide(c) else 1 for c in text)
+    return sum(map(_columns, text))
 
 
 def _has_wide(text: str) -> bool:
-    return any(_is_wide(c) for c in text if ord(c) >= 0x1100)
+    # (no wide character comes before U+1100)
+    return any(map(_is_wide, _FROM_U1100.findall(text)))
+
+
+_FROM_U1100 = re.compile("[\u1100-\U0010ffff]")
 
 
 #: a wrapping unit: a run of spaces, one wide character (a line may break after any), or a
