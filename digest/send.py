@@ -32,7 +32,14 @@ from .models import SmtpSettings
 HEADER_TEXT_MAX = 256
 DISPLAY_NAME_MAX = 60
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-_HEADER_JUNK = str.maketrans({c: " " for c in map(chr, [*range(0, 32), 127])})
+#: control characters (C0, DEL, C1) become spaces; bidi controls, which could make a subject
+#: or name read backwards, are dropped (as digest.render.plain does)
+_HEADER_JUNK = str.maketrans(
+    {
+        **{c: " " for c in map(chr, [*range(0, 32), *range(127, 160)])},
+        **dict.fromkeys("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +134,9 @@ def _domain(sender: str) -> str:
 
 
 def _clean(value: str) -> str:
-    """Header text with CR, LF and other control characters removed (no header injection),
-    and "=?" broken up so feed text cannot pose as an RFC 2047 encoded word."""
+    """Header text with CR, LF, other control characters and bidi controls removed (no
+    header injection, nothing reordered), and "=?" broken up so feed text cannot pose as an
+    RFC 2047 encoded word."""
     text = " ".join(value.translate(_HEADER_JUNK).replace("=?", "= ?").split())
     return text if len(text) <= HEADER_TEXT_MAX else text[: HEADER_TEXT_MAX - 1] + "…"
 

@@ -387,6 +387,8 @@ def email_problems(message: EmailMessage, expected: list[str], where: str) -> It
     subject = str(parsed.get("Subject", ""))
     if "\r" in subject or "\n" in subject:
         yield f"{where}: CR/LF in Subject {subject!r}"
+    yield from control_problems(subject, f"{where} Subject")
+    yield from control_problems(str(parsed.get("To", "")), f"{where} To")
     to = parsed["To"]
     recipients = [a.addr_spec for a in to.addresses] if to else []
     if recipients != [TO]:
