@@ -28,12 +28,13 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
 import markdown
 import pytest
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, RunDigest
 from factories import digest, entry
 from markdown_it import MarkdownIt
 
@@ -563,3 +564,57 @@ def report(position: str, failures: list[tuple[str, str]]) -> str:
         lines.append(f"  {len(items):4} × {key}")
         lines += [f"         {line[:220]}" for line in items[:4]]
     return "\n".join(lines)
+
+
+# --- a terminal: `digest explain` --------------------------------------------------------------
+
+TERMINAL_TRICKS = (
+    "\x1b]0;retitled\x07",  # set the terminal's title
+    "\x1b[2J",  # clear the screen
+    "\x1b]8;;https://evil.example/\x1b\\",  # an OSC 8 hyperlink
+    "\x9b31m",  # a C1 CSI
+    "\x00\x07\x08",
+    "\u202e",
+    "\u2066",
+)
+
+
+def test_explain_prints_no_control_or_bidi_character_from_a_feed(
+    tmp_path: Path, run_digest: RunDigest
+) -> None:
+    """A JSON Feed can carry any character in a title, link or author: none reaches the
+    terminal `digest explain` writes to."""
+    tricks = "".join(TERMINAL_TRICKS)
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Hostile feed",
+        "items": [
+            {
+                "id": f"urn:hostile:{i}",
+                "url": f"https://ok.example/{i}{trick}end",
+                "title": f"RLHF paper {i} {trick} end",
+                "content_text": f"About RLHF {trick}.",
+                "authors": [{"name": f"Mallory {trick}"}],
+                "date_published": "2026-11-23T05:00:00Z",
+            }
+            for i, trick in enumerate([*TERMINAL_TRICKS, tricks])
+        ],
+    }
+    (tmp_path / "feed.json").write_text(json.dumps(feed), encoding="utf-8")
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        '[digest]\ntitle = "Morning papers"\nstate = "state.sqlite"\noutput = "out"\n'
+        'timezone = "UTC"\n\n[[feeds]]\nname = "Hostile feed"\nurl = "feed.json"\n\n'
+        '[profiles.rl]\nkeywords = { "RLHF" = 3 }\n\n'
+        '[[subscribers]]\nname = "ada"\nemail = "ada@example.org"\nprofile = "rl"\n'
+        'send_at = "07:00"\n',
+        encoding="utf-8",
+    )
+    now = "2026-11-23T07:30:00Z"
+    collected = run_digest("collect", "--config", str(config), "--now", now)
+    assert collected.returncode == 0, collected.stderr
+    result = run_digest("explain", "--config", str(config), "--subscriber", "ada", "--now", now)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("RLHF paper") == len(TERMINAL_TRICKS) + 1, result.stdout
+    assert list(control_problems(result.stdout, "explain")) == []
+    assert "https://ok.example/0]0;retitledend" in result.stdout
