@@ -288,6 +288,7 @@ def explain(
 ) -> None:
     """Print why each entry was picked or left out of a subscriber's digest, term by term."""
     from .rank import breakdown
+    from .render import plain  # feed text reaches a terminal: no escape sequences, no bidi
 
     config = _load(config_path)
     with _failures_exit():
@@ -313,9 +314,10 @@ def explain(
         if not entries and not pick.matches:
             unmatched += 1
             continue
-        click.echo(f"\n{entry.title}\n  {entry.link or entry.id}\n  {status}")
+        where = plain(entry.link or entry.id)
+        click.echo(f"\n{plain(entry.title)}\n  {where}\n  {plain(status)}")
         for line in breakdown(pick, profile):
-            click.echo(f"    {line}")
+            click.echo(f"    {plain(line)}")
     if unmatched:
         click.echo(f"\n…and {unmatched} entries that matched no term of the profile")
     known = {p.entry.id for p, _ in blocks} | {p.entry.link for p, _ in blocks}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import textwrap
+import unicodedata
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
-from functools import lru_cache
+from functools import cache, lru_cache
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,7 +27,21 @@ from .models import Digest, Entry, Pick, RenderedDigest
 from .rank import why
 
 EXCERPT_CHARS = 300
-_CONTROLS = str.maketrans({c: " " for c in map(chr, [*range(32), *range(127, 160)])})
+#: bidi controls: embeddings and overrides (U+202A–202E), isolates (U+2066–2069), the marks
+#: (U+200E/F, U+061C). Feed text could reorder what a reader sees around it ("exe.lave"):
+#: they are removed from every output.
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+_WHITESPACE_CONTROLS = "\t\n\v\f\r\x1c\x1d\x1e\x1f\x85"
+#: C0 and C1 controls and DEL (ESC sequences recolour or retitle a terminal, BEL rings, NUL
+#: cuts a C string short), and bidi controls: dropped; the ones that separate (tab, line
+#: breaks) become spaces
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
+_CLEAN = str.maketrans(
+    {
+        c: " " if c in _WHITESPACE_CONTROLS else None
+        for c in [*map(chr, [*range(32), *range(127, 160)]), *BIDI_CONTROLS]
+    }
+)
 #: the heading of picks without a section, in a digest where others have one
 UNSECTIONED = "Other"
 TEXT_WIDTH = 78
@@ -36,11 +51,22 @@ LONGEST_WORD = 900
 # line starts, which is the only place it acts. Backslash escapes are CommonMark-safe.
 # Characters Python-Markdown does not backslash-unescape become entities, which both it and
 # CommonMark show as written.
-_MD_INLINE = re.compile(r"([\\`*_\[\]])")
+# `{` and `}` are escaped too: `{: onclick=… }` and `{#id .class}` are attribute lists for
+# Python-Markdown's attr_list (in `extra`, what MkDocs sites use).
+_MD_INLINE = re.compile(r"([\\`*_\[\]{}])")
 _MD_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "~": "&#126;"})
 _MD_LINE_START = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))")
 # Trailing #s end a heading (Python-Markdown even without a space before them): not shown.
 _MD_CLOSING_HASHES = re.compile(r"#+$")
+
+_CLEAN_LINK = str.maketrans(dict.fromkeys(_CLEAN))
+
+
+def plain(text: str) -> str:
+    """Feed text without control characters (C0, DEL, C1) or bidi controls: what every
+    output shows of a title, name, link or summary, and what a terminal may print. Tab and
+    line breaks become spaces, the rest are dropped."""
+    return text.translate(_CLEAN) if _UNSAFE.search(text) else text
 
 
 def template_dir() -> Path:
@@ -155,23 +181,100 @@ def subject(digest: Digest) -> str:
 def render(
     digest: Digest, templates: Path | None = None, unsubscribe_url: str | None = None
 ) -> RenderedDigest:
-    """Render every format of one digest, with the user's templates when given."""
+    """Render every format of one digest, with the user's templates when given.
+
+    The HTML part shows fewer picks, and says how many more there were, when all of them
+    would make it larger than HTML_BUDGET as sent: Gmail clips a larger one, and the footer
+    with the unsubscribe link would be what is lost. The text and Markdown parts hold all."""
     env = environment(templates)
+    digest = _shown(digest)
     title = subject(digest)
-    layout = _layout(digest.picks, digest.reader.timezone)
-    context = {
+    context = _context(digest, title, http_url(unsubscribe_url), len(digest.picks))
+    html = _render(env, "digest.html.j2", context)
+    if digest.picks and not _fits(html):
+        html = _fitting_html(env, digest, title, context)
+    return RenderedDigest(
+        subject=title,
+        html=html,
+        text=_render(env, "digest.txt.j2", context),
+        markdown=_render(env, "digest.md.j2", context),
+    )
+
+
+#: octets of the HTML part as sent (quoted-printable), at most: Gmail clips messages whose
+#: HTML passes 102 KB, and headers and the text part come on top
+HTML_BUDGET = 90_000
+#: a quoted-printable line holds at most 76 characters: a soft break ("=" CRLF) after each
+_QP_LINE = 73
+
+
+def html_size(html: str) -> int:
+    """The size of the HTML as compose() sends it, quoted-printable: each non-ASCII octet
+    and each "=" takes three octets, a soft line break three more every ~73 (an estimate,
+    on the high side, without encoding)."""
+    octets = len(html.encode())
+    escaped = octets - len(html.encode("ascii", "ignore")) + html.count("=")
+    size = octets + 2 * escaped
+    return size + 3 * size // _QP_LINE
+
+
+def _fits(html: str) -> bool:
+    """html_size(html) <= HTML_BUDGET, mostly without its second pass: each non-ASCII
+    character of k octets adds k - 1 to the UTF-8 length, so they hold at most twice that."""
+    octets = len(html.encode())
+    bound = octets + 2 * (2 * (octets - len(html)) + html.count("="))
+    return bound + 3 * bound // _QP_LINE <= HTML_BUDGET or html_size(html) <= HTML_BUDGET
+
+
+def _context(digest: Digest, title: str, unsubscribe: str | None, shown: int) -> dict[str, object]:
+    """What the templates see, with the first `shown` picks (the rest: `left_out`)."""
+    layout = _layout(digest.picks[:shown], digest.reader.timezone)
+    return {
         "digest": digest,
         "subject": title,
-        "unsubscribe_url": http_url(unsubscribe_url),
+        "unsubscribe_url": unsubscribe,
         "picks": layout.shown,
         "sections": layout.sections,
         "sectioned": layout.sectioned,
+        #: how many of the digest's picks this part leaves out (only HTML_BUDGET does)
+        "left_out": len(digest.picks) - shown,
     }
-    return RenderedDigest(
-        subject=title,
-        html=_render(env, "digest.html.j2", context),
-        text=_render(env, "digest.txt.j2", context),
-        markdown=_render(env, "digest.md.j2", context),
+
+
+def _fitting_html(
+    env: jinja2.Environment, digest: Digest, title: str, full: dict[str, object]
+) -> str:
+    """The HTML with as many of the top picks as fit HTML_BUDGET (at least none): found by
+    bisection, as a pick's size varies."""
+    unsubscribe = full["unsubscribe_url"]
+    assert unsubscribe is None or isinstance(unsubscribe, str)
+    fits, too_many = 0, len(digest.picks)
+    best: str | None = None
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        html = _render(env, "digest.html.j2", _context(digest, title, unsubscribe, middle))
+        if _fits(html):
+            fits, best = middle, html
+        else:
+            too_many = middle
+    if best is None:
+        best = _render(env, "digest.html.j2", _context(digest, title, unsubscribe, fits))
+    return best
+
+
+def _shown(digest: Digest) -> Digest:
+    """The digest with its own text (title, names, feed problems) as `plain` shows it."""
+    reader, profile = digest.reader, digest.reader.profile
+    texts = (digest.title, reader.name, profile.name, *digest.feed_problems)
+    if not any(map(_UNSAFE.search, texts)):
+        return digest
+    return replace(
+        digest,
+        title=plain(digest.title),
+        reader=replace(
+            reader, name=plain(reader.name), profile=replace(profile, name=plain(profile.name))
+        ),
+        feed_problems=tuple(map(plain, digest.feed_problems)),
     )
 
 
@@ -208,7 +311,7 @@ def group(picks: Sequence[PickView]) -> tuple[Section, ...]:
         return (Section("", _Items(enumerate(picks, 1))),) if picks else ()
     by_name: dict[str, list[PickView]] = {}
     for item in picks:
-        name = " ".join(item.section.translate(_CONTROLS).split()) or UNSECTIONED
+        name = " ".join(plain(item.section).split()) or UNSECTIONED
         by_name.setdefault(name, []).append(item)
     sections, number = [], 0
     for name, items in by_name.items():
@@ -345,9 +448,20 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hang: str | None 
     """Wrap for the plain-text part. Words (URLs) are not broken, unless one is so long that
     its line would pass SMTP's 998-octet limit.
 
-    `hang` indents the lines after the first (default: like the first)."""
-    if text and len(indent) + len(text) <= width and text.isprintable() and text.strip() == text:
+    `hang` indents the lines after the first (default: like the first). Widths are display
+    columns: East Asian wide and fullwidth characters count 2, and a line may break between
+    two of them (Chinese and Japanese put no spaces between words)."""
+    if (
+        text
+        and len(indent) + len(text) <= width
+        and text.isprintable()
+        and text.strip() == text
+        and (text.isascii() or not _has_wide(text) or display_width(text) + len(indent) <= width)
+    ):
         return indent + text  # what textwrap gives a line that fits, without its cost
+    text = plain(text)
+    if not text.isascii() and _has_wide(text):
+        return _wrap_wide(text, width, indent, indent if hang is None else hang)
     longest = max((len(word.encode()) for word in text.split()), default=0)
     return textwrap.fill(
         text,
@@ -357,6 +471,98 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hang: str | None 
         break_long_words=longest > LONGEST_WORD,
         break_on_hyphens=False,
     )
+
+
+@cache
+def _is_wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in "WF"
+
+
+@cache
+def _columns(char: str) -> int:
+    return 0 if unicodedata.combining(char) else 2 if _is_wide(char) else 1
+
+
+def display_width(text: str) -> int:
+    """Columns a terminal or a monospaced mail client gives the text: East Asian wide (W) and
+    fullwidth (F) characters take 2, combining marks 0, the rest 1."""
+    if text.isascii():
+        return len(text)
+    return sum(map(_columns, text))
+
+
+def _has_wide(text: str) -> bool:
+    # (no wide character comes before U+1100)
+    return any(map(_is_wide, _FROM_U1100.findall(text)))
+
+
+_FROM_U1100 = re.compile("[\u1100-\U0010ffff]")
+
+
+#: a wrapping unit: a run of spaces, one wide character (a line may break after any), or a
+#: run of other characters (a word)
+_WIDE_CHUNK = re.compile(r"\s+|[^\s]")
+#: what may not start a line (closing brackets and punctuation, Japanese small kana): JIS
+#: X 4051's rule, kept short
+_NO_LINE_START = frozenset(
+    "、。，．・：；？！）」』】〕〉》｝］〙〗’”%‰℃ーぁぃぅぇぉっゃゅょァィゥェォッャュョ"
+)
+
+
+def _chunks(text: str) -> list[str]:
+    """The text as spaces, single wide characters and words, a closing mark kept with the
+    character before it."""
+    chunks: list[str] = []
+    word: list[str] = []
+    for m in _WIDE_CHUNK.finditer(text):
+        char = m[0]
+        if char[0].isspace():
+            if word:
+                chunks.append("".join(word))
+                word = []
+            chunks.append(" ")
+        elif _is_wide(char) or (word and _is_wide(word[-1])):
+            # a break is allowed before and after a wide character, but not before a mark
+            # that may not start a line
+            if word and char not in _NO_LINE_START:
+                chunks.append("".join(word))
+                word = []
+            word.append(char)
+        else:
+            word.append(char)
+    if word:
+        chunks.append("".join(word))
+    return chunks
+
+
+def _wrap_wide(text: str, width: int, indent: str, hang: str) -> str:
+    """Greedy filling by display width, for text holding wide characters. Spaces between
+    chunks are kept (one), dropped where a line breaks; a word wider than a line stands
+    alone on its line, unless so long that its line would pass SMTP's 998-octet limit."""
+    lines: list[str] = []
+    line, used, space = indent, display_width(indent), False
+    fresh = True  # nothing but the indent on this line yet
+    for chunk in _chunks(text):
+        if chunk == " ":
+            space = not fresh
+            continue
+        pieces = [chunk]
+        if len(chunk.encode()) > LONGEST_WORD:
+            step = max(1, width - len(hang))
+            pieces = [chunk[i : i + step] for i in range(0, len(chunk), step)]
+        for piece in pieces:
+            needed = display_width(piece) + (1 if space else 0)
+            if not fresh and used + needed > width:
+                lines.append(line)
+                line, used, space, fresh = hang, display_width(hang), False, True
+                needed = display_width(piece)
+            if space:
+                line += " "
+            line += piece
+            used += needed
+            space, fresh = False, False
+    lines.append(line)
+    return "\n".join(lines)
 
 
 def numbered(title: str, number: int) -> str:
@@ -381,7 +587,7 @@ def markdown_escape(text: str) -> str:
 @lru_cache(maxsize=1024)
 def markdown_heading(text: str) -> str:
     """Feed text as the literal text of a Markdown heading (after "## ")."""
-    escaped = _MD_INLINE.sub(r"\\\1", " ".join(text.split())).translate(_MD_ENTITIES)
+    escaped = _MD_INLINE.sub(r"\\\1", " ".join(plain(text).split())).translate(_MD_ENTITIES)
     return _MD_CLOSING_HASHES.sub(lambda m: "\\#" * len(m[0]), escaped)
 
 
@@ -399,9 +605,15 @@ def http_url(url: str | None) -> str | None:
     """The URL if it is http(s) with a host, else None: feeds may carry javascript: links."""
     if not url:
         return None
-    parts = urlsplit(url.strip())
+    if _UNSAFE.search(url):
+        url = url.translate(_CLEAN_LINK)  # as a browser's URL parser drops tabs and newlines
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1"
+        return None
     if parts.scheme.lower() in ("http", "https") and parts.netloc:
-        return url.strip()
+        return url
     return None
 
 
@@ -411,6 +623,8 @@ class EntryView:
     and date shown, and shared by every digest that holds the entry."""
 
     entry: Entry
+    #: the entry's title without control characters (see `plain`)
+    title: str
     url: str | None
     #: "published 2026-11-20" or "seen 2026-11-23", in the reader's zone
     date: str
@@ -436,12 +650,12 @@ def _entry_view(entry: Entry, zone: str) -> EntryView:
 @lru_cache(maxsize=8192)
 def _dated_entry_view(entry: Entry, date_shown: str) -> EntryView:
     url = http_url(entry.link)
-    byline = _byline(entry)
-    parts = [", ".join(entry.feeds), date_shown, byline]
+    byline = plain(_byline(entry))
+    parts = [plain(", ".join(entry.feeds)), date_shown, byline]
     if entry.upvotes is not None:
         parts.append(f"▲ {entry.upvotes}")
     meta = " · ".join(p for p in parts if p)
-    short = excerpt(entry.summary) if entry.summary else ""
+    short = excerpt(plain(entry.summary)) if entry.summary else ""
     text_lines = [wrap(url, indent="   ")] if url else []
     text_lines.append(wrap(meta, indent="   "))
     if short:
@@ -452,6 +666,7 @@ def _dated_entry_view(entry: Entry, date_shown: str) -> EntryView:
         md_lines += [markdown_escape(short), ""]
     return EntryView(
         entry=entry,
+        title=plain(entry.title),
         url=url,
         date=date_shown,
         byline=byline,
@@ -505,11 +720,11 @@ def _pick_view(pick: Pick, zone: str) -> PickView:
 
 
 def _new_pick_view(pick: Pick, shared: EntryView) -> PickView:
-    reason, score = why(pick), f"{round(pick.score, 1):g}"
+    reason, score = plain(why(pick)), f"{round(pick.score, 1):g}"
     return PickView(
         pick=pick,
         entry=pick.entry,
-        title=pick.entry.title,
+        title=shared.title,
         url=shared.url,
         date=shared.date,
         byline=shared.byline,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import re
+import secrets
 import ssl
-import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,7 +32,14 @@ from .models import SmtpSettings
 HEADER_TEXT_MAX = 256
 DISPLAY_NAME_MAX = 60
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-_HEADER_JUNK = str.maketrans({c: " " for c in map(chr, [*range(0, 32), 127])})
+#: control characters (C0, DEL, C1) become spaces; bidi controls, which could make a subject
+#: or name read backwards, are dropped (as digest.render.plain does)
+_HEADER_JUNK = str.maketrans(
+    {
+        **{c: " " for c in map(chr, [*range(0, 32), *range(127, 160)])},
+        **dict.fromkeys("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +134,9 @@ def _domain(sender: str) -> str:
 
 
 def _clean(value: str) -> str:
-    """Header text with CR, LF and other control characters removed (no header injection),
-    and "=?" broken up so feed text cannot pose as an RFC 2047 encoded word."""
+    """Header text with CR, LF, other control characters and bidi controls removed (no
+    header injection, nothing reordered), and "=?" broken up so feed text cannot pose as an
+    RFC 2047 encoded word."""
     text = " ".join(value.translate(_HEADER_JUNK).replace("=?", "= ?").split())
     return text if len(text) <= HEADER_TEXT_MAX else text[: HEADER_TEXT_MAX - 1] + "…"
 
@@ -151,7 +160,11 @@ class SmtpMailer:
             self._client = await connect(self._settings)
         try:
             errors, reply = await transmit(
-                self._client, outgoing.sender, outgoing.recipients, outgoing.raw
+                self._client,
+                outgoing.sender,
+                outgoing.recipients,
+                outgoing.raw,
+                data_timeout=self._settings.data_timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as e:
             reasons = "; ".join(f"{r.code} {r.message}" for r in e.recipients)
@@ -164,6 +177,11 @@ class SmtpMailer:
                 who, f"the server answered {e.code} {e.message}", transient=e.code < 500
             ) from e
         except (aiosmtplib.SMTPException, OSError) as e:
+            # A temporary failure, retried, also when the message went out and only the
+            # reply to its final dot was lost (the connection dropped, or no reply within
+            # data_timeout): the server may have queued it, and a second copy is better
+            # than a lost digest (RFC 5321 §4.5.3.2.6 and §6.1). The only window in which
+            # a digest can arrive twice, besides a crash between the 250 and its record.
             await self.close()
             raise DeliveryError(who, f"SMTP failed: {e}") from e
         if errors:
@@ -197,11 +215,21 @@ def wire_form(raw: bytes) -> tuple[bytes, int]:
 
 
 async def transmit(
-    client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str], raw: bytes
+    client: aiosmtplib.SMTP,
+    sender: str,
+    recipients: Sequence[str],
+    raw: bytes,
+    *,
+    data_timeout: float | None = None,
 ) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
     """One message over an open connection, as `SMTP.sendmail` does it (MAIL, RCPT each,
     DATA; RSET after a refusal; refused recipients returned, all refused raised), but with
-    the DATA payload prepared by `wire_form`. Returns (refused recipients, the 250 reply)."""
+    the DATA payload prepared by `wire_form`. Returns (refused recipients, the 250 reply).
+
+    Every command waits `client.timeout` for its reply, except the end of DATA, which waits
+    `data_timeout` (default: the same): servers scan the message (spam and virus filters)
+    before they answer the final dot, and RFC 5321 §4.5.3.2.6 asks clients to wait 10
+    minutes for it. Giving up earlier, on a message the server then queues, sends it twice."""
     data, size = wire_form(raw)
     options = [f"SIZE={size}"] if client.supports_extension("size") else []
     try:
@@ -225,7 +253,8 @@ async def transmit(
         # No await between the write and read_response, so the reply cannot arrive before
         # the protocol expects it.
         protocol.write(data)
-        reply = await protocol.read_response(timeout=client.timeout)
+        wait = client.timeout if data_timeout is None else data_timeout
+        reply = await protocol.read_response(timeout=wait)
         if reply.code != 250:
             raise aiosmtplib.SMTPDataError(reply.code, reply.message)
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
@@ -342,10 +371,22 @@ def file_stem(name: str) -> str:
     return _SAFE_NAME.sub("_", name).strip("._") or "subscriber"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file, fsync and rename, so a crash never leaves half a file."""
+#: mode bits asked for when creating a file, before the umask: what `open()` and a shell's `>`
+#: ask for. Files a person or another program reads (wiki pages, index, archive, digests
+#: written as files) are 0644 under the usual umask 022, so a wiki engine or web server
+#: running as another user can read them. The state file (subscribers' addresses and the
+#: delivery ledger) is made 0600 whatever the umask: digest.state.files.create.
+PUBLIC_MODE = 0o666
+PRIVATE_MODE = 0o600
+
+
+def write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Write via a temporary file, fsync and rename, so a crash never leaves half a file.
+
+    The file's mode is PUBLIC_MODE less the umask (the kernel applies it, and a default ACL,
+    at creation), or PRIVATE_MODE when `private`: never mkstemp's fixed 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = _create_beside(path, PRIVATE_MODE if private else PUBLIC_MODE)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -360,3 +401,15 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _create_beside(path: Path, mode: int) -> tuple[int, str]:
+    """A new, uniquely named temporary file in `path`'s folder, created with `mode`."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = str(path.with_name(f".{path.name}.{secrets.token_hex(6)}"))
+        try:
+            return os.open(tmp, flags, mode), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(path.parent))

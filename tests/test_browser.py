@@ -31,7 +31,9 @@ from digest.render import render
 
 NOW = "2026-11-23T07:30:00Z"
 ARTIFACTS = ROOT / "test-artifacts"
-WIDTHS = (375, 800)
+#: the narrowest phones in use (320 px: iPhone SE 1st generation, small Androids), a common
+#: phone, a desktop mail client
+WIDTHS = (320, 375, 800)
 #: the narrowest window headless Chromium makes
 MIN_WINDOW = 500
 FLAGS = (
@@ -63,6 +65,7 @@ MEASURE = """<script>
   var result = {
     innerWidth: width,
     scrollWidth: root.scrollWidth,
+    clientWidth: root.clientWidth,
     scrollHeight: root.scrollHeight,
     wide: wide,
     links: Array.prototype.map.call(document.querySelectorAll("a"), function (a) {
@@ -247,7 +250,7 @@ def read_in_chromium(page: Path, width: int, tmp_path: Path, dark: bool = False)
 def assert_reads_well(layout: dict[str, Any], width: int) -> None:
     """What a reader would notice at this width: sideways scrolling, odd links, images."""
     assert layout["innerWidth"] == width, layout  # the viewport really is that narrow
-    assert layout["scrollWidth"] <= layout["innerWidth"], (
+    assert layout["scrollWidth"] <= layout["clientWidth"] <= layout["innerWidth"], (
         f"horizontal scrolling at {width} px: content is {layout['scrollWidth']} px wide; "
         f"widest elements: {layout['wide']}"
     )
@@ -259,3 +262,50 @@ def assert_reads_well(layout: dict[str, Any], width: int) -> None:
 
 def _is_http(href: str | None) -> bool:
     return href is not None and href.lower().startswith(("http://", "https://"))
+
+
+LONG_URL = "https://papers.example/abs/" + "a-very-long-path-segment-without-any-break-" * 4 + "end"
+LONG_WORD = "Supercalifragilistic" * 6
+
+
+@pytest.fixture
+def unbreakable_html(tmp_path: Path) -> Path:
+    """A digest whose every text holds a URL or word far wider than a phone: titles, feed
+    names, authors, summary, section, feed problems, the digest's title and reader's name."""
+    picks = [
+        Pick(
+            entry=entry(
+                f"{LONG_URL} {i}",
+                f"See {LONG_URL} and {LONG_WORD}. " * 3,
+                link=f"{LONG_URL}/{i}",
+                feeds=[f"feed-{LONG_WORD}"],
+                authors=[LONG_WORD, f"{LONG_WORD}-2"],
+                organisation=LONG_URL,
+                upvotes=12345678,
+            ),
+            score=5.0 - i,
+            matches=(Match(LONG_WORD.lower(), "title", 5.0 - i),),
+            section=f"section-{LONG_WORD}" if i else "",
+        )
+        for i in range(3)
+    ]
+    d = digest(
+        picks,
+        title=f"Digest-{LONG_WORD}",
+        reader_name=f"reader-{LONG_WORD}",
+        feed_problems=[f"{LONG_URL}: HTTP 404 {LONG_WORD}"],
+    )
+    page = tmp_path / "unbreakable.html"
+    page.write_text(render(d, unsubscribe_url=f"{LONG_URL}/unsubscribe").html, encoding="utf-8")
+    return page
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_long_urls_and_words_break_instead_of_scrolling_sideways(
+    width: int, unbreakable_html: Path, tmp_path: Path
+) -> None:
+    """At 320 px the narrowest phones show no horizontal scrollbar: long tokens wrap
+    (overflow-wrap: anywhere), tables are fluid."""
+    layout = read_in_chromium(unbreakable_html, width, tmp_path)
+    assert layout["scrollWidth"] <= layout["clientWidth"]
+    assert len(layout["links"]) == 4  # three picks and the unsubscribe link

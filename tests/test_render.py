@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from jinja2 import nodes
 from digest.errors import TemplateError
 from digest.models import Entry, Pick, RenderedDigest
 from digest.rank import KeywordRanker
-from digest.render import TEXT_WIDTH, environment, render, render_index, template_dir
+from digest.render import BIDI_CONTROLS, TEXT_WIDTH, environment, render, render_index, template_dir
 
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 MARKDOWN_TRICKS = ["[click](http://evil) # x", "<b>hi</b>", "Learning C#"]
@@ -341,3 +342,153 @@ def test_a_picks_row_is_shared_only_where_it_would_read_the_same() -> None:
     assert "published 2026-11-23" in render(new_york).html
     rescored = digest([replace(picks[0], score=picks[0].score + 7)])
     assert f"score {round(picks[0].score + 7, 1):g}" in visible_text(render(rescored).html)
+
+
+# --- hostile text: attribute lists, controls, bidi ---------------------------------------
+
+ATTRIBUTE_LISTS = ["Title {: onclick=alert(1) }", "Title {#id .class}", "x {onclick=alert(1)}"]
+
+
+@pytest.mark.parametrize("hostile", ATTRIBUTE_LISTS)
+def test_markdown_attribute_lists_stay_text_for_python_markdown_extra(hostile: str) -> None:
+    """MkDocs renders with `extra`/`attr_list`: `{: … }` after a heading's text would become
+    its attributes. Unlinked titles, section and digest titles end headings."""
+    e = entry(hostile, hostile, feeds=[hostile], authors=[hostile])
+    d = digest([Pick(entry=e, score=2.0, matches=(), section=hostile)], title=hostile)
+    page = markdown.markdown(render(d).markdown, extensions=["extra", "attr_list"])
+    assert re.findall(r"<\w+ [^>]*>", page) == [], page
+    assert html.unescape(re.sub(r"<[^>]*>", "", page)).count(hostile) >= 4
+
+
+def test_controls_and_bidi_are_gone_from_every_part_and_links_still_work() -> None:
+    nasty = "a\x1b[31mb\x07c\x00d\x9be\u202ef\u2066g\u200fh"
+    e = entry(nasty, nasty, link=f"https://x.example/{nasty}", authors=[nasty], feeds=[nasty])
+    d = digest([Pick(entry=e, score=2.0, matches=(), section=nasty)], title=nasty)
+    rendered = render(d, unsubscribe_url=f"https://x.example/u\x1b{nasty}")
+    for part in (rendered.subject, rendered.html, rendered.text, rendered.markdown):
+        assert not re.search(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{BIDI_CONTROLS}]", part)
+        assert "31mbcdefgh" in part
+    assert "https://x.example/a[31mbcdefgh" in hrefs(rendered.html)
+
+
+def test_plain_keeps_clean_text_and_spaces_line_breaks() -> None:
+    from digest.render import plain
+
+    clean = "Ünïcode — 中文 עברית"
+    assert plain(clean) is clean
+    assert plain("a\tb\nc\x1b[0m\u202e") == "a b c[0m"
+
+
+# --- the plain-text part: display width -----------------------------------------------------
+
+ZH = (
+    "强化学习是机器学习的一个领域，强调如何基于环境而行动，以取得最大化的预期利益。其灵感来源于"
+    "心理学中的行为主义理论，即有机体如何在环境给予的奖励或惩罚的刺激下，逐步形成对刺激的预期。"
+)
+JA = (
+    "大規模言語モデル（LLM）を用いた強化学習による推論能力の向上について、我々は新しい手法を"
+    "提案する。この手法は reinforcement learning from human feedback (RLHF) を拡張したものである。"
+)
+KO = (
+    "강화 학습은 기계 학습의 한 영역이다. 행동 심리학에서 영감을 받았으며, "
+    "어떤 환경 안에서 정의된 에이전트가 현재의 상태를 인식하여"
+)
+
+
+def columns(line: str) -> int:
+    """Display columns, counted independently of digest.render: wide/fullwidth take 2."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+
+
+@pytest.mark.parametrize("text", [ZH, JA, KO, ZH[:38]], ids=["zh", "ja", "ko", "zh-short"])
+def test_cjk_text_wraps_by_display_width_at_78_columns(text: str) -> None:
+    e = entry(text, f"{text} {text}", feeds=[text[:30]], authors=[text[:20]] * 3)
+    rendered = render(digest([Pick(entry=e, score=2.0, matches=(), section=text)], title=text[:40]))
+    lines = rendered.text.splitlines()
+    wide = {line: columns(line) for line in lines if columns(line) > TEXT_WIDTH}
+    assert wide == {}
+    squashed = "".join(rendered.text.split())
+    assert "".join(text.split()) in squashed  # nothing lost, only line breaks added
+    if columns(text) + 3 > TEXT_WIDTH:
+        assert max(map(columns, lines)) > TEXT_WIDTH - 6  # and lines are filled
+
+
+def test_a_line_never_starts_with_closing_punctuation() -> None:
+    from digest.render import wrap
+
+    for width in range(20, 79):
+        for line in wrap(ZH + JA, width=width).splitlines()[1:]:
+            assert line[0] not in "、。，）」", (width, line)
+
+
+# --- the HTML part's size: Gmail clips past 102 KB ------------------------------------------
+
+GMAIL_CLIPS_AT = 102 * 1024
+
+
+def many_picks(count: int, summary: str = "We study reward models for agents. " * 12) -> list[Pick]:
+    return [
+        Pick(
+            entry=entry(
+                f"Paper {i}: a reward model for long-horizon agents — ünïcödé",
+                summary,
+                link=f"https://papers.example/abs/{i}",
+                authors=["Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra"],
+            ),
+            score=100.0 - i,
+            matches=(),
+        )
+        for i in range(count)
+    ]
+
+
+def html_as_sent(rendered: RenderedDigest) -> tuple[bytes, str]:
+    """The HTML part as compose() puts it on the wire (quoted-printable), and decoded."""
+    from digest.send import compose
+
+    message = compose(
+        sender="digest@example.org",
+        to_name="ada",
+        to_address="ada@example.org",
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        msg_id="<x@example.org>",
+        now=datetime(2026, 11, 23, 7, 0, tzinfo=UTC),
+    )
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    raw = part.as_bytes().split(b"\n\n", 1)[1]
+    return raw, str(part.get_content())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("count", [80, 150])
+def test_a_large_html_digest_is_cut_so_its_footer_survives_gmail_clipping(count: int) -> None:
+    rendered = render(digest(many_picks(count)), unsubscribe_url="https://x.example/unsubscribe")
+    raw, shown = html_as_sent(rendered)
+    assert len(raw) <= 90 * 1024 < GMAIL_CLIPS_AT
+    assert shown.rstrip().endswith("</html>") and ">Unsubscribe</a>" in shown
+    numbers = [int(n) for n in re.findall(r'class="title"[^>]*>(\d+)\. ', shown)]
+    left_out = re.search(r"(\d+) more were left out", visible_text(shown))
+    assert left_out is not None and numbers == list(range(1, len(numbers) + 1))
+    assert len(numbers) + int(left_out[1]) == count
+    assert len(numbers) >= 40  # cut to what fits, not far below it
+    assert f"{count} new for ada" in visible_text(shown)
+    # the text and Markdown parts keep every pick
+    assert f"\n{count}. Paper {count - 1}:" in rendered.text
+    assert f"## {count}. [Paper {count - 1}:" in rendered.markdown
+
+
+def test_a_digest_that_fits_is_not_cut() -> None:
+    rendered = render(digest(many_picks(30)))
+    assert "left out" not in rendered.html
+    assert len(re.findall(r'class="title"', rendered.html)) == 30
+
+
+def test_html_size_is_never_below_the_quoted_printable_size() -> None:
+    from digest.render import html_size
+
+    for summary in ("plain ascii summary " * 10, "中文摘要，强化学习。" * 20, "a=b " * 50):
+        rendered = render(digest(many_picks(12, summary)))
+        raw, _ = html_as_sent(rendered)
+        assert len(raw) <= html_size(rendered.html) <= len(raw) * 1.1

@@ -3,10 +3,15 @@
 Each payload of tests/data/hostile/payloads.json (built by scripts/make_hostile.py) arrives as
 real feed content does: as the title, the HTML summary, the link or the author of an RSS item,
 parsed by `parse_feed`, or as the name of the section a pick is grouped under (a feed's name).
+The feed document is RSS (text XML-escaped, so XML's own rules drop some controls) or a JSON
+Feed (any character can be written as a JSON escape: ESC, BEL and NUL in a link arrive intact).
 The entry is rendered in every format and composed into an email, and each part is checked the
-way its consumer reads it: the HTML with an HTML parser, the Markdown through both the
-`markdown` package and markdown-it-py (CommonMark), the email by re-parsing its bytes. One test
-per position checks every payload and reports all failures together.
+way its consumer reads it: the HTML with an HTML parser, the Markdown through the `markdown`
+package (plain, and with the `extra` and `attr_list` extensions MkDocs sites use, where
+`{: onclick=… }` would become an attribute) and markdown-it-py (CommonMark), the email by
+re-parsing its bytes. No part may hold a control character (but line breaks) or a bidi
+control (U+202A–202E, U+2066–2069, U+200E/F, U+061C). One test per position and document shape
+checks every payload and reports all failures together.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
 import markdown
 import pytest
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, RunDigest
 from factories import digest, entry
 from markdown_it import MarkdownIt
 
@@ -40,6 +46,26 @@ from digest.send import compose, message_id
 CORPUS = DATA / "hostile" / "payloads.json"
 GENERATOR = ROOT / "scripts" / "make_hostile.py"
 PAYLOADS: list[dict[str, str]] = json.loads(CORPUS.read_text(encoding="utf-8"))
+
+#: payloads this file adds to the corpus: attribute lists after a word (where attr_list takes
+#: them: the end of a heading, after an inline element) and controls inside a valid link
+LOCAL_PAYLOADS: list[dict[str, str]] = [
+    {"kind": "markdown", "payload": p}
+    for p in (
+        "Title {: onclick=alert(1) }",
+        "Title {#id .class onmouseover=alert(1)}",
+        "Title {onclick=alert(1)}",
+        "*Title*{: onclick=alert(1) }",
+        "[Title](https://ok.example/){: onclick=alert(1) }",
+        "Title\n{: onclick=alert(1) }",
+    )
+] + [
+    {"kind": "control", "payload": f"https://ok.example/a{c}b"}
+    for c in ("\x1b[31m", "\x07", "\x00", "\x9b", "\x7f", "\u202e", "\u2066", "\u200f")
+]
+HOSTILE = PAYLOADS + LOCAL_PAYLOADS
+#: the kinds worth a second document shape: those whose characters XML cannot carry
+JSON_KINDS = {"control"}
 
 POSITIONS = ("title", "summary", "link", "author", "section")
 BENIGN = {
@@ -74,11 +100,26 @@ CSS_DANGER = ("expression(", "url(", "javascript:", "behavior:", "-moz-binding",
 LAYOUT = ("html", "head", "body", "table", "tr", "td")
 #: what the Markdown template produces (h1 title, h2 picks, em byline, strong "Why:")
 MARKDOWN_TAGS = {"h1", "h2", "p", "a", "em", "strong"}
+BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 SAFE_HREF = re.compile(r"(?:https?://[^\s/]|mailto:[^\s])", re.IGNORECASE)
 MAX_LINE_OCTETS = 998
 
 
 # --- the pipeline, as feed content travels through it ------------------------------------------
+
+
+def json_feed(fields: dict[str, str]) -> bytes:
+    """A JSON Feed with one item: what the RSS document says, with nothing escaped away."""
+    item = {
+        "id": "urn:hostile:1",
+        "url": fields["link"],
+        "title": fields["title"],
+        "content_html": fields["summary"],
+        "authors": [{"name": fields["author"]}],
+        "date_published": "2026-11-23T05:00:00Z",
+    }
+    document = {"version": "https://jsonfeed.org/version/1.1", "title": "Hostile feed"}
+    return json.dumps({**document, "items": [item]}).encode()
 
 
 def rss(fields: dict[str, str]) -> bytes:
@@ -113,13 +154,16 @@ class Outcome:
     email: EmailMessage
 
 
-def through_pipeline(fields: dict[str, str]) -> Outcome | None:
+SHAPES: dict[str, Callable[[dict[str, str]], bytes]] = {"rss": rss, "json": json_feed}
+
+
+def through_pipeline(fields: dict[str, str], shape: str = "rss") -> Outcome | None:
     """Parse, render and compose; None when parse_feed rejects the document outright.
 
     The email is composed as the pipeline composes it, except that its Subject also names the
     pick's title and author: today no feed text reaches a header, and this is where it would
     (a subject naming the top pick), so compose's own defences are what is tested."""
-    parsed = parse_feed("Hostile feed", rss(fields))
+    parsed = parse_feed("Hostile feed", SHAPES[shape](fields))
     if not parsed.entries:
         return None
     item = parsed.entries[0]
@@ -214,11 +258,14 @@ class Page(HTMLParser):
 
 
 def _squash(text: str) -> str:
-    """Whitespace collapsed and control characters dropped, to compare what a reader sees."""
-    return " ".join("".join(c for c in text if unicodedata.category(c) != "Cc").split())
+    """Whitespace collapsed, control and bidi characters dropped, to compare what a reader
+    sees."""
+    kept = "".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc")
+    return " ".join(BIDI.sub("", kept).split())
 
 
 _MARKDOWN = markdown.Markdown()
+_MARKDOWN_EXTRA = markdown.Markdown(extensions=["extra", "attr_list"])
 _COMMONMARK = MarkdownIt("commonmark")
 
 
@@ -227,8 +274,14 @@ def python_markdown(text: str) -> str:
     return _MARKDOWN.convert(text)
 
 
+def python_markdown_extra(text: str) -> str:
+    _MARKDOWN_EXTRA.reset()
+    return _MARKDOWN_EXTRA.convert(text)
+
+
 MARKDOWN_RENDERERS: dict[str, Callable[[str], str]] = {
     "markdown": python_markdown,
+    "markdown+extra+attr_list": python_markdown_extra,
     "markdown-it": _COMMONMARK.render,
 }
 
@@ -307,8 +360,15 @@ def text_problems(text: str, where: str) -> Iterator[str]:
     longest = max((len(line.encode()) for line in text.split("\n")), default=0)
     if longest > MAX_LINE_OCTETS:
         yield f"{where}: a line of {longest} octets"
+    yield from control_problems(text, where)
+
+
+def control_problems(text: str, where: str) -> Iterator[str]:
+    """Control characters (but line breaks) and bidi controls, in any part or attribute."""
     if bad := _controls(text):
         yield f"{where}: control characters {', '.join(bad[:6])}"
+    if bidi := sorted({f"U+{ord(c):04X}" for c in BIDI.findall(text)}):
+        yield f"{where}: bidi controls {', '.join(bidi)}"
 
 
 def email_problems(message: EmailMessage, expected: list[str], where: str) -> Iterator[str]:
@@ -328,6 +388,8 @@ def email_problems(message: EmailMessage, expected: list[str], where: str) -> It
     subject = str(parsed.get("Subject", ""))
     if "\r" in subject or "\n" in subject:
         yield f"{where}: CR/LF in Subject {subject!r}"
+    yield from control_problems(subject, f"{where} Subject")
+    yield from control_problems(str(parsed.get("To", "")), f"{where} To")
     to = parsed["To"]
     recipients = [a.addr_spec for a in to.addresses] if to else []
     if recipients != [TO]:
@@ -409,7 +471,11 @@ def test_the_checks_find_what_they_look_for() -> None:
     assert "javascript:y" in " ".join(
         markdown_problems(Page.of(python_markdown(markdown_page)), "")
     )
+    attributes = "# Morning papers — 2026-11-23\n\n## 1. x {: onclick=alert(1) }\n\ny{#id}"
+    found = " | ".join(markdown_problems(Page.of(python_markdown_extra(attributes)), "extra"))
+    assert "onclick= attribute on <h2>" in found, found
     assert len(list(text_problems("ok\x1b[31m\n" + "é" * 500, "text"))) == 2
+    assert "bidi controls U+202E" in " ".join(text_problems("exe.\u202etxt", "text"))
     message = EmailMessage()
     message["To"] = TO
     message["Bcc"] = "victim@evil.example"
@@ -422,7 +488,7 @@ def baselines() -> dict[bool, tuple[Page, list[str]]]:
     """The benign item's HTML page and header names, without and with a section: what the
     template itself produces."""
     found = {}
-    for sectioned in (False, True):
+    for sectioned in (False, True):  # (both document shapes give the same headers)
         outcome = through_pipeline({**BENIGN, "section": BENIGN_SECTION if sectioned else ""})
         assert outcome is not None
         names = [n.lower() for n in outcome.email.keys()]
@@ -437,18 +503,24 @@ def shown_section(name: str) -> str:
     return name if _squash(name) else "Other"
 
 
-@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize(
+    ("position", "shape"),
+    # a section is a feed's name, from the config: the same whatever the document
+    [(p, s) for s in SHAPES for p in POSITIONS if s == "rss" or p != "section"],
+)
 def test_hostile_feed_content_is_neutralised(
-    position: str, baselines: dict[bool, tuple[Page, list[str]]]
+    position: str, shape: str, baselines: dict[bool, tuple[Page, list[str]]]
 ) -> None:
     base_page, base_headers = baselines[position == "section"]
     failures: list[tuple[str, str]] = []
     rejected = 0
-    for number, item in enumerate(PAYLOADS, 1):
+    for number, item in enumerate(HOSTILE, 1):
+        if shape == "json" and item["kind"] not in JSON_KINDS:
+            continue
         payload = item["payload"]
         label = f"#{number} [{item['kind']}] {payload[:70]!r}"
         try:
-            outcome = through_pipeline({**BENIGN, position: payload})
+            outcome = through_pipeline({**BENIGN, position: payload}, shape)
         except Exception as e:  # a crash is a failure to report, not a reason to stop
             failures.append((label, f"raised {type(e).__name__}: {e}"))
             continue
@@ -463,6 +535,8 @@ def test_hostile_feed_content_is_neutralised(
             if [_unspaced(h) for h in heading] != [_unspaced(section)]:
                 problems.append(f"html: section headings {heading!r}")
         shown = {"html": page.visible, "text": _squash(outcome.rendered.text)}
+        problems += control_problems(outcome.rendered.html, "html")
+        problems += control_problems(outcome.rendered.markdown, "markdown")
         for name, to_html in MARKDOWN_RENDERERS.items():
             markdown_page = Page.of(to_html(outcome.rendered.markdown))
             problems += markdown_problems(markdown_page, name, section)
@@ -471,7 +545,7 @@ def test_hostile_feed_content_is_neutralised(
         problems += email_problems(outcome.email, base_headers, "email")
         problems += template_problems(payload, outcome, position, shown)
         failures += [(label, problem) for problem in dict.fromkeys(problems)]
-    assert rejected < len(PAYLOADS) // 10, f"parse_feed rejected {rejected} documents"
+    assert rejected < len(HOSTILE) // 10, f"parse_feed rejected {rejected} documents"
     if failures:
         pytest.fail(report(position, failures), pytrace=False)
 
@@ -490,3 +564,57 @@ def report(position: str, failures: list[tuple[str, str]]) -> str:
         lines.append(f"  {len(items):4} × {key}")
         lines += [f"         {line[:220]}" for line in items[:4]]
     return "\n".join(lines)
+
+
+# --- a terminal: `digest explain` --------------------------------------------------------------
+
+TERMINAL_TRICKS = (
+    "\x1b]0;retitled\x07",  # set the terminal's title
+    "\x1b[2J",  # clear the screen
+    "\x1b]8;;https://evil.example/\x1b\\",  # an OSC 8 hyperlink
+    "\x9b31m",  # a C1 CSI
+    "\x00\x07\x08",
+    "\u202e",
+    "\u2066",
+)
+
+
+def test_explain_prints_no_control_or_bidi_character_from_a_feed(
+    tmp_path: Path, run_digest: RunDigest
+) -> None:
+    """A JSON Feed can carry any character in a title, link or author: none reaches the
+    terminal `digest explain` writes to."""
+    tricks = "".join(TERMINAL_TRICKS)
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Hostile feed",
+        "items": [
+            {
+                "id": f"urn:hostile:{i}",
+                "url": f"https://ok.example/{i}{trick}end",
+                "title": f"RLHF paper {i} {trick} end",
+                "content_text": f"About RLHF {trick}.",
+                "authors": [{"name": f"Mallory {trick}"}],
+                "date_published": "2026-11-23T05:00:00Z",
+            }
+            for i, trick in enumerate([*TERMINAL_TRICKS, tricks])
+        ],
+    }
+    (tmp_path / "feed.json").write_text(json.dumps(feed), encoding="utf-8")
+    config = tmp_path / "digest.toml"
+    config.write_text(
+        '[digest]\ntitle = "Morning papers"\nstate = "state.sqlite"\noutput = "out"\n'
+        'timezone = "UTC"\n\n[[feeds]]\nname = "Hostile feed"\nurl = "feed.json"\n\n'
+        '[profiles.rl]\nkeywords = { "RLHF" = 3 }\n\n'
+        '[[subscribers]]\nname = "ada"\nemail = "ada@example.org"\nprofile = "rl"\n'
+        'send_at = "07:00"\n',
+        encoding="utf-8",
+    )
+    now = "2026-11-23T07:30:00Z"
+    collected = run_digest("collect", "--config", str(config), "--now", now)
+    assert collected.returncode == 0, collected.stderr
+    result = run_digest("explain", "--config", str(config), "--subscriber", "ada", "--now", now)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("RLHF paper") == len(TERMINAL_TRICKS) + 1, result.stdout
+    assert list(control_problems(result.stdout, "explain")) == []
+    assert "https://ok.example/0]0;retitledend" in result.stdout

@@ -130,7 +130,11 @@ def create(path: Path, build: Callable[[Path], None]) -> None:
     """Make the file at `path` whole or not at all: `build` fills a temporary file beside
     it, which is then linked into place, never over a file that exists meanwhile (another
     process made it first: theirs is kept). No crash can leave an empty file at `path`.
-    Raises OSError."""
+    Raises OSError.
+
+    The file is mode 0600 whatever the umask (mkstemp's mode, kept by the link): it holds
+    subscribers' addresses and the delivery ledger. Files meant to be read by others are
+    written by digest.send.write_atomic, which honours the umask."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
     os.close(fd)  # a new inode: no store of this process has it open
     tmp = Path(name)
