@@ -63,6 +63,16 @@ _BARE_ARXIV_ID = re.compile(_ARXIV_ID + r"$")
 _ARXIV_PREAMBLE = re.compile(
     r"^\s*arXiv:\S+\s+Announce Type:\s*([\w-]+)\s*(?:Abstract:\s*)?", re.IGNORECASE
 )
+# The years an entry's date may have: no feed entry was published before 1900 (feedparser's
+# readings of such years are guesses: "0001" becomes 100), and the state file holds no date
+# within a day of the ends of what Python can hold. Any other date is no date.
+_YEARS = (1900, 9998)
+# a time followed by a zone that is not a clock's offset (+25:00, +99:99, +0a:00, -5:00)
+_MALFORMED_OFFSET = re.compile(
+    r"\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?\s*(?:(?:etc/)?(?:gmt|utc|ut))?\s*"
+    r"(?![+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?\s*$)[+-]\S*\s*$",
+    re.IGNORECASE,
+)
 _DROP_CONTENT = {"script", "style"}
 
 
@@ -157,6 +167,17 @@ def _safe_parser() -> etree.XMLParser:
 
 #: the lxml parser of the fast path: no entities resolved, no DTD, no network, size limits on
 XML_PARSER = _safe_parser()
+# The dates the fast path reads itself; anything else (zone names feedparser alone knows, such
+# as MET, ET or PT, two-digit years, odd offsets, other formats) goes to feedparser.
+_ISO_DATE = re.compile(
+    r"(?P<year>\d{4})-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?P<offset>Z|[+-]\d\d:?\d\d)?)?$"
+)
+_RFC822_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),?\s+)?\d{1,2}\s+[A-Za-z]{3}\s+(?P<year>\d{4})\s+"
+    r"\d\d:\d\d(?::\d\d)?\s+(?P<offset>[+-]\d{4}|UTC?|GMT|Z|[ACEMP][SD]T)$",
+    re.IGNORECASE,
+)
+_OFFSET = re.compile(r"[+-](\d\d):?(\d\d)?")
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 _AMP_NAME = re.compile(r"&([A-Za-z0-9_]+);")
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
@@ -448,20 +469,32 @@ def _rss_link(url: str, base: str) -> str:
 
 
 def _date(text: str) -> datetime | None:
+    """A date exactly as the feedparser path reads it, or _Odd: only the forms both read
+    alike (RFC 822 with a zone email.utils and feedparser share, or ISO 8601 with Z or a
+    numeric offset; years within _YEARS); feedparser decides every other one."""
     if not text:
         return None
+    if text[:4].isdigit():
+        m = _ISO_DATE.match(text)
+    else:
+        m = _RFC822_DATE.match(text)
+    if m is None or not _YEARS[0] <= int(m["year"]) <= _YEARS[1] or not _offset_ok(m["offset"]):
+        raise _Odd
     try:
-        if text[:4].isdigit():
-            when = datetime.fromisoformat(text)
-        else:
-            when = parsedate_to_datetime(text)
+        when = datetime.fromisoformat(text) if m.re is _ISO_DATE else parsedate_to_datetime(text)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)  # "-0000" and zone-less ISO dates: feedparser: UTC
+        return when.astimezone(UTC).replace(microsecond=0)
     except (ValueError, TypeError, IndexError, OverflowError) as e:
         raise _Odd from e
-    if when.year < 1900:
-        raise _Odd  # feedparser's guesses for these are its own
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)  # "-0000" and zone-less ISO dates: feedparser says UTC
-    return when.astimezone(UTC).replace(microsecond=0)
+
+
+def _offset_ok(offset: str | None) -> bool:
+    """A numeric offset a clock can show (±hh:mm, hh < 24, mm < 60), or none at all."""
+    if not offset or offset[0] not in "+-":
+        return True
+    m = _OFFSET.fullmatch(offset)
+    return m is not None and int(m[1]) < 24 and int(m[2] or 0) < 60
 
 
 def _author(text: str) -> str:
@@ -543,9 +576,6 @@ def _from_feedparser(item: Mapping[str, Any], arxiv_prefix: str | None) -> Parse
     for content in item.get("content") or ():
         if len(content.get("value") or "") > len(summary):
             summary = content["value"]
-    # dict.get: FeedParserDict maps a missing updated_parsed to published_parsed, with a
-    # DeprecationWarning, when published_parsed is there but None (an unreadable date)
-    when = item.get("published_parsed") or dict.get(cast(dict[str, Any], item), "updated_parsed")
     categories = [_str(tag.get("term")).strip() for tag in item.get("tags") or ()]
     announce = None
     if arxiv_prefix:
@@ -558,11 +588,31 @@ def _from_feedparser(item: Mapping[str, Any], arxiv_prefix: str | None) -> Parse
         guid=(item.get("id") or "").strip() or None,
         link=(item.get("link") or "").strip() or None,
         summary=plain_text(summary),
-        published=datetime.fromtimestamp(calendar.timegm(when), UTC) if when else None,
+        published=_feedparser_date(item),
         authors=_author_names(item.get("authors")),
         categories=tuple(dict.fromkeys(c for c in categories if c)),
         announce_type=announce,
     )
+
+
+def _feedparser_date(item: Mapping[str, Any]) -> datetime | None:
+    """The entry's published date, else its updated one, as feedparser read it; a date Python
+    cannot hold or that cannot be (a year 0 or 10000 once in UTC, MySQL's zero date, a year
+    outside _YEARS, an offset such as +25:00 or +0a:00) is no date, never an error."""
+    # dict.get: FeedParserDict maps a missing updated_parsed to published_parsed, with a
+    # DeprecationWarning, when published_parsed is there but None (an unreadable date)
+    fields = cast(dict[str, Any], item)
+    for key in ("published", "updated"):
+        when = dict.get(fields, f"{key}_parsed")
+        if not when or _MALFORMED_OFFSET.search(_str(dict.get(fields, key))):
+            continue
+        try:
+            result = datetime.fromtimestamp(calendar.timegm(when), UTC)
+        except (ValueError, OverflowError, OSError):
+            continue
+        if _YEARS[0] <= result.year <= _YEARS[1]:
+            return result
+    return None
 
 
 def _finish(entry: ParsedEntry, arxiv: bool) -> ParsedEntry:
@@ -712,8 +762,9 @@ def _iso(value: object) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        when = when.astimezone(UTC)
+    except (ValueError, OverflowError):  # "0000-00-00", or a year 0 or 10000 once in UTC
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
+    return when if _YEARS[0] <= when.year <= _YEARS[1] else None
