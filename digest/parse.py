@@ -23,7 +23,9 @@ from __future__ import annotations
 import calendar
 import html
 import json
+import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -655,8 +657,13 @@ def _finish(entry: ParsedEntry, arxiv: bool) -> ParsedEntry:
 def _parse_json(name: str, body: bytes, kind: FeedType | None) -> list[ParsedEntry]:
     try:
         data = json.loads(body)
+    except RecursionError as e:
+        raise FeedError(name, "not valid JSON (nested deeper than digest reads)") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FeedError(name, f"not valid JSON ({e})") from e
+    except ValueError as e:  # an integer past Python's int_max_str_digits
+        limit = sys.get_int_max_str_digits()
+        raise FeedError(name, f"not valid JSON (an integer longer than {limit:,} digits)") from e
     if (
         kind != "daily-papers"
         and isinstance(data, dict)
@@ -665,7 +672,8 @@ def _parse_json(name: str, body: bytes, kind: FeedType | None) -> list[ParsedEnt
         items = data.get("items")
         if not isinstance(items, list):
             raise FeedError(name, "JSON Feed without an items list")
-        return [_finish(_from_json_feed(item), False) for item in items if isinstance(item, dict)]
+        authors = data.get("authors") or [data.get("author")]  # 1.1, else 1.0
+        return [_finish(_from_json_feed(i, authors), False) for i in items if isinstance(i, dict)]
     if (
         kind != "json"
         and isinstance(data, list)
@@ -679,15 +687,19 @@ def _parse_json(name: str, body: bytes, kind: FeedType | None) -> list[ParsedEnt
     raise FeedError(name, "JSON that is neither a JSON Feed nor a Daily-Papers listing")
 
 
-def _from_json_feed(item: Mapping[str, Any]) -> ParsedEntry:
+def _from_json_feed(item: Mapping[str, Any], feed_authors: object) -> ParsedEntry:
+    """One JSON Feed item; without authors of its own (1.1 `authors`, 1.0 `author`) it has
+    the feed's, as the spec says."""
     authors = item.get("authors") or [item.get("author")]
+    if authors == [None]:
+        authors = feed_authors
     if not isinstance(authors, list):
         authors = []
     summary = item.get("content_html") or item.get("content_text") or item.get("summary")
     tags = item.get("tags")
     return ParsedEntry(
         title=_title(_str(item.get("title")), _str(summary)),
-        guid=_str(item.get("id")) or None,
+        guid=_json_id(item.get("id")) or None,
         link=_str(item.get("url")) or _str(item.get("external_url")) or None,
         summary=plain_text(_str(summary)),
         published=_iso(item.get("date_published") or item.get("date_modified")),
@@ -702,6 +714,15 @@ def _from_json_feed(item: Mapping[str, Any]) -> ParsedEntry:
         if isinstance(tags, list)
         else (),
     )
+
+
+def _json_id(value: object) -> str:
+    """A JSON Feed id; one given as a number is that number as a string (the spec's rule)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    return _str(value)
 
 
 def _from_daily_papers(name: str, item: Mapping[str, Any]) -> ParsedEntry:
