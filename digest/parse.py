@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import calendar
 import html
+import html.entities
 import json
 import math
 import re
@@ -107,7 +108,11 @@ def plain_text(value: str | None) -> str:
     text = value
     if "<" in text:  # text without a tag needs no HTML parser, only its entities decoded
         text = nh3.clean(_BLOCK_TAG.sub(" <", text), tags=set(), clean_content_tags=_DROP_CONTENT)
-    return " ".join(_CONTROLS.sub("", html.unescape(text)).split())
+    return _one_line(html.unescape(text))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(_CONTROLS.sub("", text).split())
 
 
 def arxiv_ref(text: str | None) -> tuple[str, int | None] | None:
@@ -183,6 +188,15 @@ _OFFSET = re.compile(r"[+-](\d\d):?(\d\d)?")
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 _AMP_NAME = re.compile(r"&([A-Za-z0-9_]+);")
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+# feedparser's looks_like_html, with a few of the tags it takes as HTML (tests check it)
+_CLOSE_TAG = re.compile(r"</(\w+)>")
+_ENTITY_REF = re.compile(r"&#?\w+;")
+_NAMED_REF = re.compile(r"&(\w+);")
+_OPEN_OR_CLOSE = re.compile(r"</?(\w+)")
+_COMMON_TAGS = frozenset(
+    "a abbr b br cite code del div em i img ins kbd li ol p pre q s small span strike strong"
+    " sub sup tt u ul".split()
+)
 # local names feedparser would pick up inside an unknown element
 _READ_ANYWHERE = frozenset(
     {
@@ -308,6 +322,7 @@ _ATOM_NAME = f"{_ATOM}name"
 def _rss_item(item: Any, base: str) -> ParsedEntry:
     base = _base(item, base)
     title = summary = ""
+    title_is_text = True
     content: list[str] = []
     guid = link = None
     guid_is_link = False
@@ -322,6 +337,7 @@ def _rss_item(item: Any, base: str) -> ParsedEntry:
                 categories.extend(_nested_categories(child))
         elif kind == "title":
             title = _text(child)
+            title_is_text = _rss_title_is_text(title)
         elif kind == "summary":
             if summary:
                 raise _Odd  # feedparser turns a second description into content
@@ -354,13 +370,15 @@ def _rss_item(item: Any, base: str) -> ParsedEntry:
     if link is not None:
         link = _rss_link(link, base)
     return _entry(
-        title, guid, link, summary, content, published or updated, authors, categories, announce
-    )
+        title, guid, link, summary, content, published or updated, authors, categories, announce,
+        title_is_text,
+    )  # fmt: skip
 
 
 def _atom_entry(entry: Any, base: str) -> ParsedEntry:
     base = _base(entry, base)
     title = summary = ""
+    title_is_text = True
     content: list[str] = []
     guid = link = None
     published = updated = None
@@ -374,6 +392,7 @@ def _atom_entry(entry: Any, base: str) -> ParsedEntry:
                 _check_nested(child)
         elif kind == "title":
             title = _atom_text(child)
+            title_is_text = child.get("type", "text") in ("text", "text/plain")
         elif kind == "summary":
             summary = _atom_text(child)
         elif kind == "id":
@@ -414,8 +433,23 @@ def _atom_entry(entry: Any, base: str) -> ParsedEntry:
     if link is None:
         link = guid  # feedparser: an Atom id is a permalink unless told otherwise
     return _entry(
-        title, guid, link, summary, content, published or updated, authors, categories, None
-    )
+        title, guid, link, summary, content, published or updated, authors, categories, None,
+        title_is_text,
+    )  # fmt: skip
+
+
+def _rss_title_is_text(title: str) -> bool:
+    """feedparser's guess for an RSS title (its looks_like_html): HTML if it has a closing tag
+    or an entity, and every tag and entity is HTML's; _Odd when that needs its tag list."""
+    if ("<" not in title and "&" not in title) or not (
+        _CLOSE_TAG.search(title) or _ENTITY_REF.search(title)
+    ):
+        return True  # the same either way in the first case
+    if any(e not in html.entities.entitydefs for e in _NAMED_REF.findall(title)):
+        return True
+    if any(tag.lower() not in _COMMON_TAGS for tag in _OPEN_OR_CLOSE.findall(title)):
+        raise _Odd
+    return False
 
 
 def _nested_categories(el: Any) -> list[str]:
@@ -523,12 +557,13 @@ def _entry(
     authors: list[str],
     categories: list[str],
     announce: str | None,
+    title_is_text: bool,
 ) -> ParsedEntry:
     for value in content:
         if len(value) > len(summary):
             summary = value
     return ParsedEntry(
-        title=_title(title, summary),
+        title=_title(title, summary, title_is_text),
         guid=guid or None,
         link=link or None,
         summary=plain_text(summary),
@@ -586,7 +621,7 @@ def _from_feedparser(item: Mapping[str, Any], arxiv_prefix: str | None) -> Parse
             categories.insert(0, _str(primary["term"]))
         announce = _str(item.get(f"{arxiv_prefix}_announce_type")).strip() or None
     return ParsedEntry(
-        title=_title(item.get("title"), summary),
+        title=_title(item.get("title"), summary, _is_text(item.get("title_detail"))),
         guid=(item.get("id") or "").strip() or None,
         link=(item.get("link") or "").strip() or None,
         summary=plain_text(summary),
@@ -615,6 +650,10 @@ def _feedparser_date(item: Mapping[str, Any]) -> datetime | None:
         if _YEARS[0] <= result.year <= _YEARS[1]:
             return result
     return None
+
+
+def _is_text(detail: object) -> bool:
+    return isinstance(detail, Mapping) and detail.get("type") == "text/plain"
 
 
 def _finish(entry: ParsedEntry, arxiv: bool) -> ParsedEntry:
@@ -698,7 +737,7 @@ def _from_json_feed(item: Mapping[str, Any], feed_authors: object) -> ParsedEntr
     summary = item.get("content_html") or item.get("content_text") or item.get("summary")
     tags = item.get("tags")
     return ParsedEntry(
-        title=_title(_str(item.get("title")), _str(summary)),
+        title=_title(_str(item.get("title")), _str(summary), True),  # the spec: plain text
         guid=_json_id(item.get("id")) or None,
         link=_str(item.get("url")) or _str(item.get("external_url")) or None,
         summary=plain_text(_str(summary)),
@@ -753,9 +792,10 @@ def _from_daily_papers(name: str, item: Mapping[str, Any]) -> ParsedEntry:
 # --- shared ----------------------------------------------------------------------------------
 
 
-def _title(title: str | None, summary: str | None) -> str:
-    """The feed's title, else the start of its text (some RSS items have no title)."""
-    text = plain_text(title)
+def _title(title: str | None, summary: str | None, is_text: bool = False) -> str:
+    """The feed's title, else the start of its text (some RSS items have no title); a text
+    title ("History of the <blink> tag") is text, only an HTML one has its tags removed."""
+    text = _one_line(title or "") if is_text else plain_text(title)
     if text:
         return text
     text = plain_text(summary)
