@@ -21,6 +21,7 @@ XML safety, checked by tests/test_parse.py with a billion-laughs and an external
 from __future__ import annotations
 
 import calendar
+import codecs
 import html
 import html.entities
 import json
@@ -32,7 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, cast
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import nh3
 from lxml import etree
@@ -77,6 +78,9 @@ _MALFORMED_OFFSET = re.compile(
     re.IGNORECASE,
 )
 _DROP_CONTENT = {"script", "style"}
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # UTF-32's start with UTF-16's
+_XML_ENCODING = re.compile(rb"\s*<\?xml[^>]*?\bencoding\s*=")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +92,83 @@ class ParsedFeed:
     problem: str | None = None
 
 
-def parse_feed(name: str, body: bytes, kind: FeedType | None = None) -> ParsedFeed:
-    """Parse a feed document: of the `kind` the config declares, else detected by content."""
+def parse_feed(
+    name: str,
+    body: bytes,
+    kind: FeedType | None = None,
+    *,
+    url: str | None = None,
+    content_type: str | None = None,
+    content_location: str | None = None,
+) -> ParsedFeed:
+    """Parse a feed document: of the `kind` the config declares, else detected by content.
+
+    `url` is where the document came from and `content_location` the response's
+    Content-Location header (relative to `url`, or absolute): relative links are resolved
+    against the latter, else the former (http and https only; an xml:base in the document
+    comes first). `content_type` is the response's Content-Type header: its charset is used
+    when the document declares none (no BOM, no encoding in its XML declaration)."""
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if kind in ("json", "daily-papers") or (kind is None and head in (b"{", b"[")):
-        return ParsedFeed(_parse_json(name, body, kind))
+        base = document_base(url, content_location)
+        return ParsedFeed(_parse_json(name, _json_charset(body, content_type), kind, base))
     if not head:
         raise FeedError(name, "empty document")
-    fast = fast_parse(body, kind)
+    where = {"url": url, "content_type": content_type, "content_location": content_location}
+    fast = fast_parse(body, kind, **where)
     if fast is not None:
         return ParsedFeed(fast)
-    return parse_with_feedparser(name, body, kind)
+    return parse_with_feedparser(name, body, kind, **where)
+
+
+def document_base(url: str | None, content_location: str | None = None) -> str:
+    """What relative links in a document are resolved against: its Content-Location (made
+    absolute against `url`), else `url`; "" when that is not an http(s) URL (a local file)."""
+    try:
+        base = urljoin(url or "", content_location or "")
+        parts = urlsplit(base)
+    except ValueError:
+        return ""
+    return base if parts.scheme.lower() in ("http", "https") and parts.netloc else ""
+
+
+def http_charset(body: bytes, content_type: str | None) -> bytes:
+    """An XML document in UTF-8: recoded from the charset of the HTTP Content-Type when the
+    document declares none of its own; as it is otherwise (or when it does not decode)."""
+    charset = _charset(content_type)
+    if charset is None or body.startswith(_BOMS) or _XML_ENCODING.match(body):
+        return body
+    return _recode(body, charset)
+
+
+def _json_charset(body: bytes, content_type: str | None) -> bytes:
+    """JSON is UTF-8 (RFC 8259): the HTTP charset is used only for bytes that are not."""
+    charset = _charset(content_type)
+    if charset is None or body.startswith(_BOMS):
+        return body
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return _recode(body, charset)
+    return body
+
+
+def _charset(content_type: str | None) -> str | None:
+    m = _CHARSET.search(content_type or "")
+    if m is None:
+        return None
+    try:
+        name = codecs.lookup(m[1]).name
+    except (LookupError, ValueError):
+        return None
+    return None if name == "utf-8" else name
+
+
+def _recode(body: bytes, charset: str) -> bytes:
+    try:
+        return body.decode(charset).encode("utf-8")
+    except (UnicodeDecodeError, UnicodeEncodeError, LookupError):
+        return body
 
 
 def plain_text(value: str | None) -> str:
@@ -229,10 +299,20 @@ class _Odd(Exception):
     """The document is outside what the fast path reproduces exactly."""
 
 
-def fast_parse(body: bytes, kind: FeedType | None = None) -> list[ParsedEntry] | None:
-    """Well-formed RSS 2.0 or Atom → entries equal to feedparser's; None: use feedparser."""
+def fast_parse(
+    body: bytes,
+    kind: FeedType | None = None,
+    *,
+    url: str | None = None,
+    content_type: str | None = None,
+    content_location: str | None = None,
+) -> list[ParsedEntry] | None:
+    """Well-formed RSS 2.0 or Atom → entries equal to feedparser's; None: use feedparser.
+    The keyword arguments are parse_feed's."""
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         return None
+    body = http_charset(body, content_type)
+    doc_base = document_base(url, content_location)
     try:
         root = etree.fromstring(body, XML_PARSER)
     except (etree.XMLSyntaxError, ValueError):
@@ -242,11 +322,11 @@ def fast_parse(body: bytes, kind: FeedType | None = None) -> list[ParsedEntry] |
             channel = root.find("channel")
             if channel is None or len(root.findall("channel")) > 1 or root.find("item") is not None:
                 return None  # feedparser reads items wherever they are
-            base = _base(channel, _base(root, ""))
+            base = _base(channel, _base(root, doc_base))
             items: Iterable[Any] = channel.iterchildren("item")
             one: Callable[[Any, str], ParsedEntry] = _rss_item
         elif root.tag == f"{_ATOM}feed" and kind != "rss":
-            base = _base(root, "")
+            base = _base(root, doc_base)
             items = root.iterchildren(f"{_ATOM}entry")
             one = _atom_entry
         else:
@@ -577,15 +657,34 @@ def _entry(
 # --- feedparser ------------------------------------------------------------------------------
 
 
-def parse_with_feedparser(name: str, body: bytes, kind: FeedType | None = None) -> ParsedFeed:
+def parse_with_feedparser(
+    name: str,
+    body: bytes,
+    kind: FeedType | None = None,
+    *,
+    url: str | None = None,
+    content_type: str | None = None,
+    content_location: str | None = None,
+) -> ParsedFeed:
     """The reference parser, for any XML feed: lenient, slower, reports what it recovered.
+    The keyword arguments are parse_feed's.
 
     Imported here: most runs need only the fast path, and a run where nothing changed
     parses nothing, so feedparser's import is not paid at every start."""
     import feedparser
 
+    # the base goes in as Content-Location, the one header feedparser reads it from; the
+    # charset is applied here, not by feedparser, whose RFC 3023 rules let a bare text/xml
+    # (no charset: US-ASCII) override what the document itself declares
+    base = document_base(url, content_location)
+    headers = {"content-location": base} if base else None
     try:
-        parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+        parsed = feedparser.parse(
+            http_charset(body, content_type),
+            sanitize_html=False,
+            resolve_relative_uris=False,
+            response_headers=headers,
+        )
     except Exception as e:  # e.g. UnicodeDecodeError on a byte in <?xml encoding
         raise FeedError(name, f"unreadable document ({type(e).__name__}: {e})") from e
     reason = getattr(parsed, "bozo_exception", None) or "unknown error"
@@ -693,7 +792,7 @@ def _finish(entry: ParsedEntry, arxiv: bool) -> ParsedEntry:
 # --- JSON ------------------------------------------------------------------------------------
 
 
-def _parse_json(name: str, body: bytes, kind: FeedType | None) -> list[ParsedEntry]:
+def _parse_json(name: str, body: bytes, kind: FeedType | None, base: str) -> list[ParsedEntry]:
     try:
         data = json.loads(body)
     except RecursionError as e:
@@ -712,7 +811,9 @@ def _parse_json(name: str, body: bytes, kind: FeedType | None) -> list[ParsedEnt
         if not isinstance(items, list):
             raise FeedError(name, "JSON Feed without an items list")
         authors = data.get("authors") or [data.get("author")]  # 1.1, else 1.0
-        return [_finish(_from_json_feed(i, authors), False) for i in items if isinstance(i, dict)]
+        return [
+            _finish(_from_json_feed(i, authors, base), False) for i in items if isinstance(i, dict)
+        ]
     if (
         kind != "json"
         and isinstance(data, list)
@@ -726,7 +827,7 @@ def _parse_json(name: str, body: bytes, kind: FeedType | None) -> list[ParsedEnt
     raise FeedError(name, "JSON that is neither a JSON Feed nor a Daily-Papers listing")
 
 
-def _from_json_feed(item: Mapping[str, Any], feed_authors: object) -> ParsedEntry:
+def _from_json_feed(item: Mapping[str, Any], feed_authors: object, base: str) -> ParsedEntry:
     """One JSON Feed item; without authors of its own (1.1 `authors`, 1.0 `author`) it has
     the feed's, as the spec says."""
     authors = item.get("authors") or [item.get("author")]
@@ -739,7 +840,7 @@ def _from_json_feed(item: Mapping[str, Any], feed_authors: object) -> ParsedEntr
     return ParsedEntry(
         title=_title(_str(item.get("title")), _str(summary), True),  # the spec: plain text
         guid=_json_id(item.get("id")) or None,
-        link=_str(item.get("url")) or _str(item.get("external_url")) or None,
+        link=_json_link(_str(item.get("url")) or _str(item.get("external_url")), base) or None,
         summary=plain_text(_str(summary)),
         published=_iso(item.get("date_published") or item.get("date_modified")),
         authors=tuple(
@@ -753,6 +854,16 @@ def _from_json_feed(item: Mapping[str, Any], feed_authors: object) -> ParsedEntr
         if isinstance(tags, list)
         else (),
     )
+
+
+def _json_link(url: str, base: str) -> str:
+    """An item's URL, resolved against the feed's when relative."""
+    if not url or not base:
+        return url
+    try:
+        return urljoin(base, url)
+    except ValueError:
+        return url
 
 
 def _json_id(value: object) -> str:
