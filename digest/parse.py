@@ -291,6 +291,14 @@ _READ_ANYWHERE = frozenset(
         "subject",
         "keywords",
         "announce_type",
+        "primary_category",
+        "body",  # xhtml:body, and <body>
+        "fullitem",
+        "tags",
+        "created",
+        "contributor",
+        "item",
+        "entry",
     }
 )
 
@@ -332,7 +340,10 @@ def fast_parse(
         else:
             return None
         arxiv = kind == "arxiv" or ARXIV_NS in (root.nsmap or {}).values()
-        return [_finish(one(item, base), arxiv) for item in items]
+        entries = [_finish(one(item, base), arxiv) for item in items]
+        if len(entries) != sum(1 for _ in root.iter("{*}item", "{*}entry")):
+            return None  # feedparser reads an item or entry wherever it is
+        return entries
     except Exception:  # _Odd, or input no test foresaw: feedparser decides
         return None
 
@@ -413,6 +424,8 @@ def _rss_item(item: Any, base: str) -> ParsedEntry:
     for child in item:
         kind = _RSS_FIELDS.get(child.tag)
         if kind is None:
+            if _local(child.tag) in _READ_ANYWHERE:
+                raise _Odd  # itunes:summary, media:title, atom:content, xhtml:body, <id> …
             if len(child):
                 categories.extend(_nested_categories(child))
         elif kind == "title":
@@ -443,11 +456,11 @@ def _rss_item(item: Any, base: str) -> ParsedEntry:
             announce = _text(child)
         elif kind == "odd" or child.get("rel") == "alternate":
             raise _Odd
-    if guid is not None and guid_is_link:
+    if guid and guid_is_link:  # feedparser resolves only what is not empty
         guid = _uri(guid, base)
         if link is None:
             link = guid
-    if link is not None:
+    if link:
         link = _rss_link(link, base)
     return _entry(
         title, guid, link, summary, content, published or updated, authors, categories, announce,
@@ -468,6 +481,8 @@ def _atom_entry(entry: Any, base: str) -> ParsedEntry:
     for child in entry:
         kind = _ATOM_FIELDS.get(child.tag)
         if kind is None:
+            if _local(child.tag) in _READ_ANYWHERE:
+                raise _Odd  # media:title, dc:description, an RSS <description> …
             if len(child):
                 _check_nested(child)
         elif kind == "title":
@@ -673,11 +688,12 @@ def parse_with_feedparser(
     parses nothing, so feedparser's import is not paid at every start."""
     import feedparser
 
-    # the base goes in as Content-Location, the one header feedparser reads it from; the
-    # charset is applied here, not by feedparser, whose RFC 3023 rules let a bare text/xml
-    # (no charset: US-ASCII) override what the document itself declares
+    # the base goes in as Content-Location, the one header feedparser reads it from, with
+    # the one Content-Type that leaves the encoding to the document (headers without one
+    # make the document "bozo"); the charset is applied here, not by feedparser, whose
+    # RFC 3023 rules let a bare text/xml (US-ASCII) override the document's declaration
     base = document_base(url, content_location)
-    headers = {"content-location": base} if base else None
+    headers = {"content-location": base, "content-type": "application/xml"} if base else None
     try:
         parsed = feedparser.parse(
             http_charset(body, content_type),
