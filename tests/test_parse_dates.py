@@ -13,6 +13,8 @@ from pathlib import Path
 import feedparser
 import pytest
 from conftest import DATA, SHARED, RunDigest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.parse import fast_parse, parse_feed, parse_with_feedparser
 
@@ -162,3 +164,25 @@ def test_collect_stores_a_feed_with_impossible_dates_beside_a_good_one(
     rows = {line.split()[0]: line.split() for line in feeds.stdout.splitlines()[1:3]}
     assert rows["odd"][4] == str(len(IMPOSSIBLE))
     assert rows["good"][4] == "2"
+
+
+# --- anything at all ------------------------------------------------------------------------
+
+date_pieces = st.sampled_from(
+    ["0000", "0001", "1899", "1900", "2026", "9998", "9999", "-", "-00", "-02", "-11", "-30",
+     "-31", "T", " ", "00", "08", "23", "24", ":", ":00", ":30", ":59", ":60", ":99", ".5",
+     "Z", "+", "-", "+01:00", "-05:00", "+25:00", "+0a:00", "+9999", "-0000", "+14", "GMT",
+     "MET", "ET", "PT", "EST", "Fri,", "31", "Dec", "Feb", "Nov", "Etc/GMT", "UT"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(date_pieces, min_size=1, max_size=12).map("".join), st.sampled_from(sorted(SHAPES)))
+def test_any_date_is_a_date_or_none_and_both_paths_agree(date: str, shape: str) -> None:
+    odd, good = parse_feed("feed", SHAPES[shape](date)).entries
+    assert good.published == GOOD_UTC
+    if odd.published is not None:
+        assert odd.published.utcoffset() is not None and 1900 <= odd.published.year <= 9998
+    if shape.startswith(("rss", "atom")):
+        body = SHAPES[shape](date)
+        assert fast_parse(body) in (None, parse_with_feedparser("feed", body).entries)
