@@ -8,7 +8,8 @@ import json
 import pytest
 from feedparser.sanitizer import _HTMLSanitizer
 
-from digest.parse import _COMMON_TAGS, fast_parse, parse_feed, parse_with_feedparser
+from digest.parse import fast_parse, parse_feed, parse_with_feedparser
+from digest.parse.fast import _COMMON_TAGS
 
 BLINK = "History of the <blink> tag"
 
