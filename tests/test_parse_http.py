@@ -205,3 +205,17 @@ def test_a_run_resolves_links_against_the_content_location(
     )
     text = digest_text(tmp_path, run_digest, http_server.url("/feeds/blog.rss"))
     assert http_server.url("/mirror/v2/posts/1") in text
+
+
+@pytest.mark.parametrize("declared", ["encoding='utf-16'", ""])
+def test_a_dtd_in_another_encoding_still_keeps_the_fast_path_away(declared: str) -> None:
+    doc = (
+        f"<?xml version='1.0' {declared}?><!DOCTYPE rss [<!ENTITY x 'unused'>]>"
+        "<rss version='2.0'><channel><item><title>t</title><link>https://x.example/1</link>"
+        "</item></channel></rss>"
+    )
+    body = doc.encode("utf-16") if declared else doc.encode("utf-16-le")
+    content_type = None if declared else "text/xml; charset=utf-16-le"
+    assert b"<!DOCTYPE" not in body
+    assert fast_parse(body, content_type=content_type) is None
+    assert [e.title for e in parse_feed("f", body, content_type=content_type).entries] == ["t"]

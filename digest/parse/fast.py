@@ -143,6 +143,8 @@ def fast_parse(
         root = etree.fromstring(body, XML_PARSER)
     except (etree.XMLSyntaxError, ValueError):
         return None
+    if root.getroottree().docinfo.doctype:
+        return None  # a DTD the byte test missed: UTF-16, or recoded from the HTTP charset
     try:
         if root.tag == "rss" and kind != "atom":
             channel = root.find("channel")
