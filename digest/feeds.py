@@ -104,7 +104,16 @@ def _store_result(
     from .parse import parse_feed
 
     try:
-        parsed = parse_feed(feed.name, result.body, feed.type)
+        parsed = parse_feed(
+            feed.name,
+            result.body,
+            feed.type,
+            # where the body came from, after redirects, and its Content-Location, once
+            # FetchResult has them (wip-fetch); the URL asked for until then
+            url=getattr(result, "final_url", None) or moved or result.url,
+            content_type=result.content_type,
+            content_location=getattr(result, "content_location", None),
+        )
     except FeedError as e:
         store.record_feed(feed.url, feed.name, now, status=status, error=e.reason, moved_to=moved)
         return FeedReport(feed.name, "error", error=e.reason, moved_to=moved)
