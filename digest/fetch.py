@@ -41,6 +41,8 @@ from .urls import redacted, url_problem  # noqa: E402
 USER_AGENT = f"digest/{__version__} (feed digest; +https://pypi.org/project/digest/)"
 MAX_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
+#: seconds one feed may take at most, whatever FetchSettings.timeout says (as config allows)
+MAX_TIMEOUT = 600.0
 #: the placeholder a `[[feeds]] url` may hold for sources that publish one page per day
 DATE_PLACEHOLDER = "{date}"
 #: the first wait after a transient failure; doubled for each further one in a row
@@ -91,35 +93,44 @@ async def fetch_all(
             max_keepalive_connections=settings.concurrency,
         )
     )
-    timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0))
+    deadline = _deadline(settings.timeout)
+    timeout = httpx.Timeout(deadline, connect=min(deadline, 10.0))
     async with transport:
         fetcher = _Fetcher(transport, timeout, settings.per_host, max_bytes, now)
 
         async def one(feed: FeedConfig) -> FetchResult:
-            status = known.get(feed.url)
-            url = request_url(feed, status, day)
-            if not feed.is_http:
-                result = _read_file(feed, url, max_bytes)
-            elif (problem := url_problem(url)) is not None:
-                result = FetchResult(feed, url=url, error=f"unusable URL: {problem}")
-            else:
-                # the deadline starts once the feed's host has a free slot: queueing behind
-                # other feeds of the same host must not time a feed out
-                async with fetcher.host_slot(url), limit:
-                    try:
-                        async with asyncio.timeout(settings.timeout):
-                            result = await fetcher.fetch(feed, url, status)
-                    except TimeoutError:
-                        result = FetchResult(
-                            feed, url=url, error=f"timed out after {settings.timeout:g} s"
-                        )
-                    except Exception as e:  # whatever it is, it costs this feed only
-                        result = FetchResult(feed, url=url, error=_unexpected(e))
+            try:
+                result = await attempt(feed)
+            except Exception as e:  # whatever it is, it costs this feed only
+                result = FetchResult(feed, error=_unexpected(e))
             if on_done is not None:
                 on_done(result)
             return result
 
+        async def attempt(feed: FeedConfig) -> FetchResult:
+            status = known.get(feed.url)
+            url = request_url(feed, status, day)
+            if not feed.is_http:
+                return _read_file(feed, url, max_bytes)
+            if (problem := url_problem(url)) is not None:
+                return FetchResult(feed, url=url, error=f"unusable URL: {problem}")
+            # the deadline starts once the feed's host has a free slot: queueing behind
+            # other feeds of the same host must not time a feed out
+            async with fetcher.host_slot(url), limit:
+                try:
+                    async with asyncio.timeout(deadline):
+                        return await fetcher.fetch(feed, url, status)
+                except TimeoutError:
+                    error = f"timed out after {deadline:g} s"
+                    return FetchResult(feed, url=url, error=error)
+
         return list(await asyncio.gather(*(one(feed) for feed in feeds)))
+
+
+def _deadline(seconds: float) -> float:
+    """The per-feed deadline: what `[fetch] timeout` says, never more than MAX_TIMEOUT (a
+    library caller's inf or nan included), so that no server can hold a run for ever."""
+    return seconds if 0 < seconds <= MAX_TIMEOUT else MAX_TIMEOUT
 
 
 def request_url(feed: FeedConfig, status: FeedStatus | None, day: date) -> str:

@@ -447,6 +447,18 @@ def test_a_local_feed_that_is_no_regular_file_is_refused_not_read(tmp_path: Path
     assert results[-1].body == GOOD
 
 
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), 1e300, -1.0])
+def test_a_timeout_no_config_would_accept_still_fetches_within_bounds(
+    http_server: HTTPServer, seconds: float
+) -> None:
+    # the library API takes FetchSettings as given; the deadline is bounded all the same
+    http_server.set("/f.rss", GOOD)
+    url = http_server.url("/f.rss")
+    settings = FetchSettings(timeout=seconds)
+    (result,) = asyncio.run(fetch_all([feed(url)], {}, T0, settings=settings))
+    assert result.error is None and result.body == GOOD
+
+
 # ------------------------------------------------------------- through the command
 
 
