@@ -356,7 +356,10 @@ class _Fetcher:
                     moved = target
                 seen.add(target)
                 current = target
-        return FetchResult(feed, url=url, error=f"more than {MAX_REDIRECTS} redirects")
+        # the last redirect's status: a chain too long is the server's doing, not the
+        # network's, and is not backed off as a transient failure
+        too_many = f"more than {MAX_REDIRECTS} redirects"
+        return FetchResult(feed, status=result.status, url=url, error=too_many)
 
     async def _get(
         self,

@@ -470,6 +470,8 @@ def test_digest_collect_with_hostile_feeds_beside_a_good_one(
     http_server.set_status("/port", 301, {"Location": "http://127.0.0.1:70000/"})
     http_server.set_status("/v6", 307, {"Location": "http://[::1"})
     http_server.set_status("/loop", 301, {"Location": "/loop"})
+    for i in range(7):
+        http_server.set_status(f"/chain{i}", 302, {"Location": f"/chain{i + 1}"})
     http_server.set_status("/busy", 429, {"Retry-After": "9" * 5000})
     http_server.set_status("/empty", 304)
     raw_server.answer("/nul", b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\nLocation: /a\x00b")
@@ -478,6 +480,7 @@ def test_digest_collect_with_hostile_feeds_beside_a_good_one(
         "port": http_server.url("/port"),
         "v6": http_server.url("/v6"),
         "loop": http_server.url("/loop"),
+        "chain": http_server.url("/chain0"),
         "busy": http_server.url("/busy"),
         "empty": http_server.url("/empty"),
         "nul": raw_server.url("/nul"),
@@ -492,12 +495,13 @@ def test_digest_collect_with_hostile_feeds_beside_a_good_one(
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
-    assert lines[0].startswith(f"collected 8 feeds: {GOOD.count(b'<item>')} new entries, 7 failed")
+    assert lines[0] == f"collected 9 feeds: {GOOD.count(b'<item>')} new entries, 8 failed"
     for name in hostile:
         (line,) = [line for line in lines if line.startswith(f"  feed {name!r} failed: ")]
         assert len(line) < 300, line
     assert "redirected to a non-HTTP URL: mailto:x@example.org" in result.stderr
     assert f"redirect loop at {http_server.url('/loop')}" in result.stderr
+    assert "feed 'chain' failed: more than 5 redirects\n" in result.stderr, "no backoff"
     assert "Retry-After of 5000 digits capped at 24 h; next try 2026-11-24 06:00Z" in (
         result.stderr
     )
