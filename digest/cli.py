@@ -89,6 +89,8 @@ def collect(config_path: str, now: datetime | None) -> None:
     with _failures_exit(), _progress(config) as on_feed:
         feeds = pipeline.collect_only(config, now or _now(), on_feed)
     _print_feeds(feeds)
+    if any(f.status == "error" for f in feeds):
+        sys.exit(EXIT_FAILED)  # the rest is stored; a failed feed is still worth a status
 
 
 @cli.command()

@@ -98,7 +98,8 @@ class FeedConfig:
 
     @property
     def is_http(self) -> bool:
-        return self.source.startswith(("http://", "https://"))
+        # the scheme is case-insensitive: "HTTP://…" is an http URL
+        return self.source[:8].lower().startswith(("http://", "https://"))
 
 
 Sections = Literal["", "feed", "tag"]
@@ -225,10 +226,16 @@ class FetchResult:
     moved_to: str | None = None
     #: the instant a 429 or 503 asked us to wait until (Retry-After)
     retry_after: datetime | None = None
+    #: the URL the body (or the 304) finally came from, after every redirect; what
+    #: relative links in the document are resolved against
+    final_url: str | None = None
+    #: the response's Content-Location, made absolute against `final_url`; None when the
+    #: server sent none or one that is not a usable http(s) URL
+    content_location: str | None = None
 
     @property
     def not_modified(self) -> bool:
-        return self.status == 304
+        return self.status == 304 and self.error is None
 
 
 @dataclass(frozen=True, slots=True)

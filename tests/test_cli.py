@@ -444,7 +444,7 @@ def test_feeds_shows_each_feeds_health_and_suggests_moving_the_config(
     config = tmp_path / "digest.toml"
     config.write_text(f'[digest]\nstate = "state.sqlite"\n{listed}')
     collected = run_digest("collect", "--config", str(config), "--now", DAY1)
-    assert collected.returncode == 0, collected.stderr
+    assert collected.returncode == 1, collected.stderr  # feed "down" failed
     assert "feed 'gone' is gone (HTTP 410 Gone)" in collected.stderr
     assert "feed 'down' failed: HTTP 503 Service Unavailable; next try 2026-11-20 07:00Z" in (
         collected.stderr
