@@ -108,11 +108,11 @@ def _store_result(
             feed.name,
             result.body,
             feed.type,
-            # where the body came from, after redirects, and its Content-Location, once
-            # FetchResult has them (wip-fetch); the URL asked for until then
-            url=getattr(result, "final_url", None) or moved or result.url,
+            # where the body came from, after redirects, and its Content-Location: what
+            # relative links are resolved against
+            url=result.final_url or moved or result.url,
             content_type=result.content_type,
-            content_location=getattr(result, "content_location", None),
+            content_location=result.content_location,
         )
     except FeedError as e:
         store.record_feed(feed.url, feed.name, now, status=status, error=e.reason, moved_to=moved)
