@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import time, timedelta
-from email.utils import parseaddr
+from email.headerregistry import Address
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import ConfigError
+import idna
+
+from .errors import ConfigError, DigestError
 from .models import (
     DEFAULT_FIELD_WEIGHTS,
     FEED_TYPES,
@@ -30,6 +34,7 @@ from .models import (
     SmtpSettings,
     Subscriber,
 )
+from .urls import redacted, url_problem
 
 T = TypeVar("T")
 
@@ -57,6 +62,7 @@ _SMTP_KEYS = {
     "from",
     "ca_file",
     "timeout",
+    "data_timeout",
     "connections",
     "attempts",
     "backoff",
@@ -83,19 +89,40 @@ _FOLLOW_POINTS = 4.0
 _SUBSCRIBER_KEYS = {"name", "email", "profile", "send_at", "timezone"}
 _MARKDOWN_KEYS = {"profile", "path", "index"}
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
-_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SEND_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# RFC 5322 dot-atom, ASCII only: what the email package composes and SMTP sends unextended
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# ASCII digits only ("\d" takes "٧"), and fullmatch: "$" would take a trailing newline
+_SEND_AT = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?")
+_DURATION = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
+#: durations are compared in seconds before a timedelta is made (a huge one overflows)
+_MAX_DURATION_SECONDS = 366 * 24 * 3600
+#: keep_days beyond this would push dates past what `datetime` holds; a century is plenty
+MAX_KEEP_DAYS = 36500
+#: seconds an SMTP timeout may be at most (a silent server must not hang a run forever)
+MAX_SMTP_TIMEOUT = 3600.0
+#: the templates `digest.render` loads by name; every *.j2 of a user's directory is compiled
+TEMPLATE_NAMES = (
+    "digest.html.j2",
+    "digest.txt.j2",
+    "digest.md.j2",
+    "archive.html.j2",
+    "index.md.j2",
+)
 
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; raise ConfigError on the first problem."""
     path = Path(path)
-    shown = str(path)
+    shown = one_line(str(path))
+    if "\0" in str(path):
+        raise ConfigError(shown, None, "the file name holds a NUL character")
     try:
         with path.open("rb") as f:
             raw = tomllib.load(f)
+    except RecursionError as e:
+        raise ConfigError(shown, None, "not usable TOML: tables or arrays nested too deeply") from e
     except FileNotFoundError as e:
         raise ConfigError(shown, None, "no such file") from e
     except OSError as e:
@@ -104,7 +131,8 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(shown, None, f"not valid TOML: {e}") from e
     except UnicodeDecodeError as e:
         raise ConfigError(shown, None, f"not UTF-8 text (byte {e.start + 1})") from e
-    return _Parser(shown, path.resolve().parent).config(raw, path.resolve())
+    resolved = path.resolve()
+    return _Parser(shown, resolved.parent).config(raw, resolved)
 
 
 def is_loopback(host: str) -> bool:
@@ -123,14 +151,14 @@ class _Parser:
         self.base = base
 
     def fail(self, key: str | None, reason: str) -> ConfigError:
-        return ConfigError(self.shown, key, reason)
+        return ConfigError(self.shown, one_line(key) if key else key, one_line(reason))
 
     def table(self, value: object, key: str, allowed: set[str]) -> Mapping[str, Any]:
         if not isinstance(value, dict):
             raise self.fail(key, f"must be a table, not {_kind(value)}")
         for name in value:
             if name not in allowed:
-                full = f"{key}.{name}" if key else name
+                full = f"{key}.{_quote(name)}" if key else _quote(name)
                 hint = ", ".join(sorted(allowed))
                 raise self.fail(full, f"unknown key (allowed here: {hint})")
         return cast(Mapping[str, Any], value)
@@ -159,7 +187,30 @@ class _Parser:
             raise self.fail(full, f"must be {_kind_name(kinds)}, not {_kind(value)}")
         if isinstance(value, str) and not value.strip():
             raise self.fail(full, "must not be empty")
+        if isinstance(value, str) and "\0" in value:
+            raise self.fail(full, "must not hold a NUL character")
         return cast(T, value)
+
+    def number(
+        self, table: Mapping[str, Any], key: str, name: str, default: float | None = None
+    ) -> float:
+        """A finite float (an integer is taken as one); inf, nan and 1e400-sized
+        integers are refused."""
+        full = f"{key}.{name}" if key else name
+        return self.finite(
+            self.get(table, key, name, (int, float), default, required=default is None), full
+        )
+
+    def finite(self, value: object, full: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(full, f"must be a number, not {_kind(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.fail(full, f"must be a finite number, not {_shown_number(value)}")
+        return number
 
     def check(self, ok: bool, key: str, reason: str) -> None:
         if not ok:
@@ -168,13 +219,24 @@ class _Parser:
     def zone(self, value: str, key: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as e:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as e:
             reason = f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')"
             raise self.fail(key, reason) from e
         return value
 
-    def path(self, value: str) -> Path:
-        return (self.base / Path(value).expanduser()).resolve()
+    def path(self, value: str, key: str) -> Path:
+        self.check("\0" not in value, key, "a path must not hold a NUL character")
+        try:
+            return (self.base / Path(value).expanduser()).resolve()
+        except (RuntimeError, OSError, ValueError) as e:  # "~nobody/x", a loop of links
+            raise self.fail(key, f"not a usable path {value!r}: {e}") from e
+
+    def exists(self, path: Path, key: str, kind: str) -> None:
+        try:
+            found = path.is_dir() if kind == "directory" else path.is_file()
+        except (OSError, ValueError):
+            found = False
+        self.check(found, key, f"no such {kind}: {path}")
 
     def config(self, raw: Mapping[str, Any], path: Path) -> Config:
         self.table(raw, "", _TOP_KEYS)
@@ -230,7 +292,7 @@ class _Parser:
         t = self.table(value, "digest", _DIGEST_KEYS)
         max_entries = self.get(t, "digest", "max_entries", int, 20)
         self.check(max_entries > 0, "digest.max_entries", "must be at least 1")
-        min_score = float(self.get(t, "digest", "min_score", (int, float), 1.0))
+        min_score = self.number(t, "digest", "min_score", 1.0)
         self.check(min_score >= 0, "digest.min_score", "must not be negative")
         collect_every = self.duration(t, "collect_every", timedelta(hours=1))
         self.check(
@@ -241,24 +303,28 @@ class _Parser:
         catch_up = self.duration(t, "catch_up", timedelta(hours=4))
         self.check(catch_up < timedelta(days=1), "digest.catch_up", "must be under 24h")
         unsubscribe_url = self.get(t, "digest", "unsubscribe_url", str, None)
-        self.check(
-            unsubscribe_url is None or unsubscribe_url.startswith(("https://", "http://")),
-            "digest.unsubscribe_url",
-            "must be an http(s) URL",
-        )
+        if unsubscribe_url is not None:
+            problem = url_problem(unsubscribe_url)
+            self.check(
+                problem is None,
+                "digest.unsubscribe_url",
+                f"must be an http(s) URL: {shown_url(unsubscribe_url)} {problem}",
+            )
         templates = self.get(t, "digest", "templates", str, None)
-        templates_dir = self.path(templates) if templates else None
-        self.check(
-            templates_dir is None or templates_dir.is_dir(),
-            "digest.templates",
-            f"no such directory: {templates_dir}",
-        )
+        templates_dir = self.path(templates, "digest.templates") if templates else None
+        if templates_dir is not None:
+            self.exists(templates_dir, "digest.templates", "directory")
+            self.templates(templates_dir)
         keep_days = self.get(t, "digest", "keep_days", int, 180)
-        self.check(keep_days >= 7, "digest.keep_days", "must be at least 7")
+        self.check(
+            7 <= keep_days <= MAX_KEEP_DAYS,
+            "digest.keep_days",
+            f"must be at least 7 and at most {MAX_KEEP_DAYS} (a century)",
+        )
         return Settings(
             title=self.get(t, "digest", "title", str, "Digest"),
-            state=self.path(self.get(t, "digest", "state", str, "digest.sqlite")),
-            output=self.path(self.get(t, "digest", "output", str, "out")),
+            state=self.path(self.get(t, "digest", "state", str, "digest.sqlite"), "digest.state"),
+            output=self.path(self.get(t, "digest", "output", str, "out"), "digest.output"),
             timezone=self.zone(self.get(t, "digest", "timezone", str, "UTC"), "digest.timezone"),
             max_entries=max_entries,
             min_score=min_score,
@@ -273,15 +339,49 @@ class _Parser:
         value = self.get(t, "digest", name, str, None)
         if value is None:
             return default
-        m = _DURATION.match(value.strip())
+        m = _DURATION.fullmatch(value)
         self.check(
             m is not None and any(m.groups()),
             f"digest.{name}",
             f'must be a duration such as "4h", "90m" or "1h30m", not {value!r}',
         )
         assert m is not None
-        h, mins, s = (int(g or 0) for g in m.groups())
-        return timedelta(hours=h, minutes=mins, seconds=s)
+        h, mins, secs = (int(g or 0) for g in m.groups())
+        seconds = h * 3600 + mins * 60 + secs  # Python ints: no overflow before the check
+        self.check(
+            seconds <= _MAX_DURATION_SECONDS,
+            f"digest.{name}",
+            f"{value!r} is longer than a year",
+        )
+        return timedelta(seconds=seconds)
+
+    def templates(self, directory: Path) -> None:
+        """Load and compile every template a digest uses, as `digest.render` will."""
+        import jinja2
+
+        from .render import environment  # its filters and loader; only for a user's templates
+
+        env = environment(directory)
+        try:
+            names = sorted({*TEMPLATE_NAMES, *(p.name for p in directory.glob("*.j2"))})
+        except OSError as e:
+            raise self.fail("digest.templates", f"cannot list {directory}: {e.strerror}") from e
+        for name in names:
+            try:
+                env.get_template(name)
+            except jinja2.TemplateSyntaxError as e:
+                where = f"{e.filename or name}, line {e.lineno}"
+                raise self.fail("digest.templates", f"{where}: {e.message}") from e
+            except jinja2.TemplateError as e:
+                raise self.fail(
+                    "digest.templates", f"{name}: {e.message or type(e).__name__}"
+                ) from e
+            except DigestError as e:  # the CSS inliner's refusal
+                raise self.fail("digest.templates", str(e)) from e
+            except UnicodeDecodeError as e:
+                raise self.fail("digest.templates", f"{name}: not UTF-8 text") from e
+            except OSError as e:
+                raise self.fail("digest.templates", f"{name}: cannot read: {e.strerror}") from e
 
     def smtp(self, value: object) -> SmtpSettings:
         if isinstance(value, dict) and "password" in value:
@@ -309,10 +409,12 @@ class _Parser:
         username = self.get(t, "smtp", "username", str, None)
         password_env = self.get(t, "smtp", "password_env", str, None)
         if password_env is not None:
+            # never echoed: a password typed here by mistake must not reach a terminal or log
             self.check(
-                bool(_ENV_NAME.match(password_env)),
+                bool(_ENV_NAME.fullmatch(password_env)) and len(password_env) <= 128,
                 "smtp.password_env",
-                f"must be the name of an environment variable, not {password_env!r}",
+                "must be the name of an environment variable (letters, digits and _, not "
+                "starting with a digit), not the password itself; the value is not shown",
             )
         self.check(
             username is None or password_env is not None,
@@ -320,17 +422,29 @@ class _Parser:
             "missing: with a username, name the environment variable holding the password",
         )
         sender = self.get(t, "smtp", "from", str, required=True)
-        self.check(_address_ok(sender), "smtp.from", f"not an email address: {sender!r}")
+        problem = sender_problem(sender)
+        self.check(problem is None, "smtp.from", f"not an email address: {sender!r} ({problem})")
         ca_file = self.get(t, "smtp", "ca_file", str, None)
-        ca_path = self.path(ca_file) if ca_file else None
-        self.check(ca_path is None or ca_path.is_file(), "smtp.ca_file", f"no such file: {ca_path}")
-        timeout = float(self.get(t, "smtp", "timeout", (int, float), 30.0))
-        self.check(timeout > 0, "smtp.timeout", "must be positive")
+        ca_path = self.path(ca_file, "smtp.ca_file") if ca_file else None
+        if ca_path is not None:
+            self.exists(ca_path, "smtp.ca_file", "file")
+        timeout = self.number(t, "smtp", "timeout", 30.0)
+        self.check(
+            0 < timeout <= MAX_SMTP_TIMEOUT,
+            "smtp.timeout",
+            f"must be more than 0 and at most {MAX_SMTP_TIMEOUT:g} seconds",
+        )
+        data_timeout = self.number(t, "smtp", "data_timeout", 600.0)
+        self.check(
+            0 < data_timeout <= MAX_SMTP_TIMEOUT,
+            "smtp.data_timeout",
+            f"must be more than 0 and at most {MAX_SMTP_TIMEOUT:g} seconds (RFC 5321 asks for 600)",
+        )
         connections = self.get(t, "smtp", "connections", int, 4)
         self.check(1 <= connections <= 32, "smtp.connections", "must be between 1 and 32")
         attempts = self.get(t, "smtp", "attempts", int, 3)
         self.check(1 <= attempts <= 10, "smtp.attempts", "must be between 1 and 10")
-        backoff = float(self.get(t, "smtp", "backoff", (int, float), 2.0))
+        backoff = self.number(t, "smtp", "backoff", 2.0)
         self.check(0 <= backoff <= 300, "smtp.backoff", "must be between 0 and 300 seconds")
         return SmtpSettings(
             host=host,
@@ -341,6 +455,7 @@ class _Parser:
             password_env=password_env,
             ca_file=ca_path,
             timeout=timeout,
+            data_timeout=data_timeout,
             connections=connections,
             attempts=attempts,
             backoff=backoff,
@@ -352,7 +467,7 @@ class _Parser:
         self.check(1 <= concurrency <= 256, "fetch.concurrency", "must be between 1 and 256")
         per_host = self.get(t, "fetch", "per_host", int, 4)
         self.check(1 <= per_host <= 64, "fetch.per_host", "must be between 1 and 64")
-        timeout = float(self.get(t, "fetch", "timeout", (int, float), 30.0))
+        timeout = self.number(t, "fetch", "timeout", 30.0)
         self.check(0 < timeout <= 600, "fetch.timeout", "must be more than 0 and at most 600 s")
         return FetchSettings(concurrency=concurrency, per_host=per_host, timeout=timeout)
 
@@ -360,7 +475,7 @@ class _Parser:
         t = self.table(value, key, _FEED_KEYS)
         name = self.get(t, key, "name", str, required=True)
         url = self.get(t, key, "url", str, required=True)
-        weight = float(self.get(t, key, "weight", (int, float), 1.0))
+        weight = self.number(t, key, "weight", 1.0)
         self.check(weight > 0, f"{key}.weight", "must be positive")
         kind = self.get(t, key, "type", str, None)
         self.check(
@@ -371,15 +486,20 @@ class _Parser:
         self.check(
             not re.search(r"[{}]", url.replace("{date}", "")),
             f"{key}.url",
-            f"{{date}} is the only placeholder a feed URL may hold: {url!r}",
+            f"{{date}} is the only placeholder a feed URL may hold: {shown_url(url)}",
         )
-        if url.startswith(("http://", "https://")):
-            source = url
-        elif url.startswith("file://"):
-            source = url.removeprefix("file://")
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme.lower() in ("http", "https"):
+            problem = url_problem(url.replace("{date}", "2000-01-01"))
+            self.check(problem is None, f"{key}.url", f"{shown_url(url)}: {problem}")
+            source = scheme.lower() + sep + rest  # "HTTP://" is valid; fetch compares lower case
+        elif sep and scheme.lower() == "file":
+            source = str(self.path(rest, f"{key}.url"))
         else:
-            self.check("://" not in url, f"{key}.url", f"unsupported URL scheme in {url!r}")
-            source = str(self.path(url))
+            self.check(
+                "://" not in url, f"{key}.url", f"unsupported URL scheme in {shown_url(url)}"
+            )
+            source = str(self.path(url, f"{key}.url"))
         return FeedConfig(
             name=name, url=url, source=source, weight=weight, type=cast(FeedType | None, kind)
         )
@@ -397,12 +517,13 @@ class _Parser:
                 tkey,
                 f"weight must be a number, not {_kind(weight)}",
             )
-            self.check(weight > 0, tkey, "weight must be positive")
-            keywords.append((text, float(weight)))
+            number = self.finite(weight, tkey)
+            self.check(number > 0, tkey, "weight must be positive")
+            keywords.append((text, number))
         self.check(bool(keywords), f"{key}.keywords", "needs at least one term")
         max_entries = self.get(t, key, "max_entries", int, settings.max_entries)
         self.check(max_entries > 0, f"{key}.max_entries", "must be at least 1")
-        min_score = float(self.get(t, key, "min_score", (int, float), settings.min_score))
+        min_score = self.number(t, key, "min_score", settings.min_score)
         self.check(min_score >= 0, f"{key}.min_score", "must not be negative")
         max_per_feed = self.get(t, key, "max_per_feed", int, None)
         self.check(
@@ -410,7 +531,7 @@ class _Parser:
         )
         boosts = {}
         for boost in ("popularity", "freshness"):
-            boosts[boost] = float(self.get(t, key, boost, (int, float), 0.0))
+            boosts[boost] = self.number(t, key, boost, 0.0)
             self.check(boosts[boost] >= 0, f"{key}.{boost}", "must not be negative")
         authors = self.follows(t, key, "authors")
         organisations = self.follows(t, key, "organisations")
@@ -501,7 +622,7 @@ class _Parser:
         if "fields" in t:
             table = self.table(t["fields"], f"{key}.fields", set(FIELDS))
             for field in table:
-                weights[field] = float(self.get(table, f"{key}.fields", field, (int, float)))
+                weights[field] = self.number(table, f"{key}.fields", field)
                 self.check(weights[field] >= 0, f"{key}.fields.{field}", "must not be negative")
             self.check(
                 any(weights.values()), f"{key}.fields", "at least one field must count (> 0)"
@@ -530,27 +651,31 @@ class _Parser:
                 wkey,
                 "points must be a positive number",
             )
-            follows.append((" ".join(who.split()), float(points)))
+            follows.append((" ".join(who.split()), self.finite(points, wkey)))
         return tuple(follows)
 
     def subscriber(self, value: object, key: str, settings: Settings) -> Subscriber:
         t = self.table(value, key, _SUBSCRIBER_KEYS)
         email = self.get(t, key, "email", str, required=True)
-        self.check(_address_ok(email), f"{key}.email", f"not an email address: {email!r}")
-        send_at = self.get(t, key, "send_at", str, "07:00")
-        m = _SEND_AT.match(send_at)
-        self.check(
-            m is not None, f"{key}.send_at", f"must be HH:MM or HH:MM:SS (24-hour), not {send_at!r}"
-        )
-        assert m is not None
+        problem = address_problem(email)
+        self.check(problem is None, f"{key}.email", f"not an email address: {email!r} ({problem})")
         zone = self.get(t, key, "timezone", str, settings.timezone)
         return Subscriber(
             name=self.get(t, key, "name", str, required=True),
             email=email,
             profile=self.get(t, key, "profile", str, required=True),
-            send_at=time(int(m[1]), int(m[2]), int(m[3] or 0)),
+            send_at=self.send_at(t, key),
             timezone=self.zone(zone, f"{key}.timezone"),
         )
+
+    def send_at(self, t: Mapping[str, Any], key: str) -> time:
+        send_at = self.get(t, key, "send_at", str, "07:00")
+        m = _SEND_AT.fullmatch(send_at)
+        self.check(
+            m is not None, f"{key}.send_at", f"must be HH:MM or HH:MM:SS (24-hour), not {send_at!r}"
+        )
+        assert m is not None
+        return time(int(m[1]), int(m[2]), int(m[3] or 0))
 
     def markdown(self, value: object, key: str) -> MarkdownOutput:
         t = self.table(value, key, _MARKDOWN_KEYS)
@@ -563,14 +688,80 @@ class _Parser:
         index = self.get(t, key, "index", str, None)
         return MarkdownOutput(
             profile=self.get(t, key, "profile", str, required=True),
-            path=str(self.path(path)),
-            index=self.path(index) if index else None,
+            path=str(self.path(path, f"{key}.path")),
+            index=self.path(index, f"{key}.index") if index else None,
         )
 
 
-def _address_ok(value: str) -> bool:
-    _, address = parseaddr(value)
-    return bool(address) and bool(_EMAIL.match(address)) and "\n" not in value and "\r" not in value
+def address_problem(value: str) -> str | None:
+    """Why `value` is not one bare addr-spec that the email layer composes and SMTP sends
+    without extensions, in a few words; None when it is. The local part is ASCII dot-atom
+    (no quoted strings, no display name, no list); the domain a host name, IDNA allowed."""
+    if "<" in value or "," in value or " " in value:
+        return "write the address alone, e.g. ada@example.org; the name comes from `name`"
+    if any(not c.isprintable() or c.isspace() for c in value):
+        return "holds a space or a control character"
+    if len(value) > 254:
+        return "longer than 254 characters"
+    local, at, domain = value.rpartition("@")
+    if not at:
+        return "no @"
+    if not local or not domain:
+        return "one bare address such as ada@example.org is needed"
+    if not local.isascii():
+        return "the part before @ must be ASCII"
+    if not _LOCAL_PART.fullmatch(local) or len(local) > 64:
+        return "one bare address such as ada@example.org is needed, without a name or <>"
+    if domain_problem(domain):
+        return f"the domain {domain!r} is not a host name"
+    try:  # exactly as send.compose will put it in the To header
+        Address(display_name="x", addr_spec=value)
+    except (ValueError, IndexError, TypeError):
+        return "the email package cannot compose it"
+    return None
+
+
+def sender_problem(value: str) -> str | None:
+    """`[smtp] from` may carry a display name ("Digest <d@example.org>"); its address part
+    is held to `address_problem`, and it must be one address, not a list."""
+    if "\n" in value or "\r" in value or "\0" in value:
+        return "holds a line break or a NUL"
+    found = getaddresses([value])
+    if len(found) != 1 or not found[0][1]:
+        return "exactly one address is needed"
+    return address_problem(found[0][1])
+
+
+def domain_problem(domain: str) -> str | None:
+    if domain.isascii():
+        name = domain
+    else:
+        try:
+            name = idna.encode(domain.lower()).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            return "not a valid international domain name"
+    labels = name.split(".")
+    if len(name) > 253 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        return "not a host name"
+    return None
+
+
+def shown_url(url: str, limit: int = 120) -> str:
+    """A URL as an error message may show it: secrets masked, quoted, cut to `limit`."""
+    shown = redacted(url)
+    return repr(shown if len(shown) <= limit else shown[: limit - 1] + "…")
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters shown escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _shown_number(value: object) -> str:
+    text = str(value) if isinstance(value, float) else "an integer too large for a number"
+    return text
 
 
 def _names(profiles: Mapping[str, Profile]) -> str:
