@@ -16,7 +16,7 @@ from . import __version__, pipeline
 from .config import load_config
 from .errors import ConfigError, DigestError
 from .models import Config, FetchResult
-from .urls import redacted
+from .urls import endpoint, redacted
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -159,6 +159,11 @@ def check_config(config_path: str) -> None:
     for out in config.markdown:
         index = f", index {out.index}" if out.index else ""
         click.echo(f"  markdown: {out.path} (profile {out.profile}{index})")
+    for hook in config.webhooks:
+        click.echo(
+            f"  webhook {hook.name}: {endpoint(hook.url)} ({hook.format}, profile "
+            f"{hook.profile}, at {hook.send_at:%H:%M} {hook.timezone})"
+        )
 
 
 @cli.command()

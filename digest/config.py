@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -12,6 +13,7 @@ from email.headerregistry import Address
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import idna
@@ -21,6 +23,7 @@ from .models import (
     DEFAULT_FIELD_WEIGHTS,
     FEED_TYPES,
     FIELDS,
+    WEBHOOK_FORMATS,
     Config,
     FeedConfig,
     FeedType,
@@ -33,12 +36,23 @@ from .models import (
     Settings,
     SmtpSettings,
     Subscriber,
+    WebhookFormat,
+    WebhookOutput,
 )
-from .urls import redacted, url_problem
+from .urls import endpoint, redacted, url_problem
 
 T = TypeVar("T")
 
-_TOP_KEYS = {"digest", "smtp", "fetch", "feeds", "profiles", "subscribers", "markdown"}
+_TOP_KEYS = {
+    "digest",
+    "smtp",
+    "fetch",
+    "feeds",
+    "profiles",
+    "subscribers",
+    "markdown",
+    "webhooks",
+}
 _FETCH_KEYS = {"concurrency", "per_host", "timeout"}
 _DIGEST_KEYS = {
     "title",
@@ -88,6 +102,7 @@ _SECTIONS: tuple[Sections, ...] = ("feed", "tag")
 _FOLLOW_POINTS = 4.0
 _SUBSCRIBER_KEYS = {"name", "email", "profile", "send_at", "timezone"}
 _MARKDOWN_KEYS = {"profile", "path", "index"}
+_WEBHOOK_KEYS = {"name", "url", "profile", "format", "send_at", "timezone"}
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 # RFC 5322 dot-atom, ASCII only: what the email package composes and SMTP sends unextended
 _LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
@@ -255,21 +270,32 @@ class _Parser:
         }
         subscribers = self.items(raw, "subscribers", lambda v, k: self.subscriber(v, k, settings))
         markdown = self.items(raw, "markdown", self.markdown)
-        seen: set[str] = set()
-        for i, sub in enumerate(subscribers):
-            key = f"subscribers[{i}]"
-            self.check(sub.name not in seen, f"{key}.name", f"duplicate subscriber {sub.name!r}")
-            seen.add(sub.name)
+        webhooks = self.items(raw, "webhooks", lambda v, k: self.webhook(v, k, settings))
+        # every reader's name is unique: reports, `--only` and the ledger name them
+        seen: dict[str, str] = {}
+        readers = [
+            *(
+                (f"subscribers[{i}]", "subscriber", s.name, s.profile)
+                for i, s in enumerate(subscribers)
+            ),
+            *(
+                (f"markdown[{i}]", "markdown page", _markdown_name(o.path, path), o.profile)
+                for i, o in enumerate(markdown)
+            ),
+            *((f"webhooks[{i}]", "webhook", w.name, w.profile) for i, w in enumerate(webhooks)),
+        ]
+        for key, kind, name, profile in readers:
+            field = "path" if kind == "markdown page" else "name"
             self.check(
-                sub.profile in profiles,
-                f"{key}.profile",
-                f"no profile named {sub.profile!r} (defined: {_names(profiles)})",
+                name not in seen,
+                f"{key}.{field}",
+                f"duplicate {kind} {name!r} (the name of an earlier {seen.get(name)})",
             )
-        for i, out in enumerate(markdown):
+            seen[name] = kind
             self.check(
-                out.profile in profiles,
-                f"markdown[{i}].profile",
-                f"no profile named {out.profile!r} (defined: {_names(profiles)})",
+                profile in profiles,
+                f"{key}.profile",
+                f"no profile named {profile!r} (defined: {_names(profiles)})",
             )
         return Config(
             path=path,
@@ -280,6 +306,7 @@ class _Parser:
             subscribers=tuple(subscribers),
             markdown=tuple(markdown),
             fetch=fetch,
+            webhooks=tuple(webhooks),
         )
 
     def items(self, raw: Mapping[str, Any], key: str, build: Callable[[Any, str], T]) -> list[T]:
@@ -677,6 +704,32 @@ class _Parser:
         assert m is not None
         return time(int(m[1]), int(m[2]), int(m[3] or 0))
 
+    def webhook(self, value: object, key: str, settings: Settings) -> WebhookOutput:
+        t = self.table(value, key, _WEBHOOK_KEYS)
+        name = self.get(t, key, "name", str, required=True)
+        url = self.get(t, key, "url", str, required=True)
+        shown = repr(endpoint(url))  # a webhook's path and query are its credential
+        problem = url_problem(url)
+        self.check(problem is None, f"{key}.url", f"{shown}: {problem}")
+        parts = urlsplit(url)
+        self.check(
+            parts.scheme.lower() == "https" or is_loopback(parts.hostname or ""),
+            f"{key}.url",
+            f"{shown}: must be https (http only for a loopback host such as 127.0.0.1)",
+        )
+        kind = self.get(t, key, "format", str, required=True)
+        choices = " or ".join(f'"{f}"' for f in WEBHOOK_FORMATS)
+        self.check(kind in WEBHOOK_FORMATS, f"{key}.format", f"must be {choices}, not {kind!r}")
+        zone = self.get(t, key, "timezone", str, settings.timezone)
+        return WebhookOutput(
+            name=name,
+            url=url,
+            profile=self.get(t, key, "profile", str, required=True),
+            format=cast(WebhookFormat, kind),
+            send_at=self.send_at(t, key),
+            timezone=self.zone(zone, f"{key}.timezone"),
+        )
+
     def markdown(self, value: object, key: str) -> MarkdownOutput:
         t = self.table(value, key, _MARKDOWN_KEYS)
         path = self.get(t, key, "path", str, required=True)
@@ -691,6 +744,12 @@ class _Parser:
             path=str(self.path(path, f"{key}.path")),
             index=self.path(index, f"{key}.index") if index else None,
         )
+
+
+def _markdown_name(page: str, config_path: Path) -> str:
+    """The name a Markdown output goes by in reports and the ledger (as the pipeline
+    names it: its path relative to the config file's directory)."""
+    return os.path.relpath(page, config_path.parent)
 
 
 def address_problem(value: str) -> str | None:
