@@ -49,7 +49,11 @@ INVALID = {
     "ftp": (HOOK.replace("https://", "ftp://"), "url", "http"),
     "malformed url": (HOOK.replace("hooks.example.org", "[::1"), "url", "IPv6"),
     "unknown profile": (HOOK.replace('profile = "rl"', 'profile = "cv"'), "profile", "'cv'"),
-    "unknown format": (HOOK.replace('"slack"', '"teams"'), "format", '"slack" or "json"'),
+    "unknown format": (
+        HOOK.replace('"slack"', '"teams"'),
+        "format",
+        "must be one of slack, json, not 'teams'",
+    ),
     "missing format": (HOOK.replace('format = "slack"\n', ""), "format", "missing"),
     "bad send_at": (HOOK + 'send_at = "7am"\n', "send_at", "HH:MM"),
     "bad timezone": (HOOK + 'timezone = "Mars/Base"\n', "timezone", "Mars/Base"),
