@@ -120,3 +120,19 @@ def test_the_public_import_paths_keep_working(tmp_path: Path) -> None:
     path = tmp_path / "digest.toml"
     path.write_text('[[feeds]]\nname = "p"\nurl = "p.rss"\n')
     assert load_config(path).feeds[0].name == "p"
+
+
+HAS_RANKER = "ranker" in {f.name for f in dataclasses.fields(Settings)}
+
+
+@pytest.mark.skipif(not HAS_RANKER, reason="Settings.ranker comes with the rank registry")
+def test_the_ranker_is_a_key_of_digest_by_its_field_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "digest.toml"
+    feed = '[[feeds]]\nname = "p"\nurl = "p.rss"\n'
+    path.write_text('[digest]\nranker = "keyword"\n' + feed)
+    assert load_config(path).settings.ranker == "keyword"
+    path.write_text('[digest]\nranker = "nope"\n' + feed)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == "digest.ranker"
+    assert "unknown ranker 'nope' (known: " in info.value.reason

@@ -10,6 +10,7 @@ them. Nothing here echoes a secret.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -141,6 +142,15 @@ def webhook_url_problem(value: str) -> str | None:
     if parts.scheme.lower() != "https" and not is_loopback(parts.hostname or ""):
         return f"{shown}: must be https (http only for a loopback host such as 127.0.0.1)"
     return None
+
+
+def ranker_problem(value: str) -> str | None:
+    """A name in digest.rank's RANKERS registry (read when checked: rank imports numpy)."""
+    rank = importlib.import_module("..rank", __package__)
+    known: Mapping[str, object] = getattr(rank, "RANKERS", {"keyword": None})
+    if value in known:
+        return None
+    return f"unknown ranker {value!r} (known: {', '.join(sorted(known))})"
 
 
 def env_name_problem(value: str) -> str | None:
@@ -275,6 +285,7 @@ CHECKS: Mapping[str, Check] = {
     "digest.unsubscribe_url": optional(http_url_problem),
     "digest.templates": optional(templates_problem),
     "digest.keep_days": keep_days,
+    "digest.ranker": ranker_problem,
     "smtp.port": port,
     "smtp.from": sender_check,
     "smtp.password_env": optional(env_name_problem),
