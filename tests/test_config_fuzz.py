@@ -11,18 +11,21 @@ import shutil
 import tempfile
 import tomllib
 from collections.abc import Iterator
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import ROOT, RunDigest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_config_hostile import composes
 
 from digest.config import load_config
 from digest.errors import ConfigError
 from digest.models import Config
+from digest.urls import url_problem
 
 EXAMPLE = tomllib.loads((ROOT / "config.example.toml").read_text(encoding="utf-8"))
 # the example's commented-out tables, so that every key a config can hold is fuzzed
@@ -214,7 +217,7 @@ def load_text(text: str) -> Config | None:
     path = DIRECTORY / "digest.toml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as e:
         message = str(e)
         assert message.startswith(str(path)), message
@@ -222,6 +225,41 @@ def load_text(text: str) -> Config | None:
         assert e.reason, message
         assert "Traceback" not in message
         return None
+    assert_usable(config)
+    return config
+
+
+def assert_usable(config: Config) -> None:
+    """What an accepted config promises the run: each value works where it is used."""
+    now = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+    day = now - timedelta(days=config.settings.keep_days)  # no overflow
+    assert day.year > 1900
+    for sub in config.subscribers:
+        assert composes(sub.email), sub.email
+        ZoneInfo(sub.timezone)
+    if config.smtp is not None:
+        assert math.isfinite(config.smtp.timeout) and math.isfinite(config.smtp.data_timeout)
+        assert composes("ada@example.org", sender=config.smtp.sender), config.smtp.sender
+    for feed in config.feeds:
+        if feed.is_http:
+            assert url_problem(feed.source.replace("{date}", "2026-11-23")) is None, feed.url
+        else:
+            assert "\0" not in feed.source
+    for hook in config.webhooks:
+        assert url_problem(hook.url) is None
+    profile_numbers = [
+        n
+        for p in config.profiles.values()
+        for n in (
+            p.min_score,
+            p.popularity,
+            p.freshness,
+            *(w for _, w in p.keywords),
+            *(w for _, w in p.fields),
+            *(w for _, w in p.authors + p.organisations),
+        )
+    ]
+    assert all(map(math.isfinite, [config.settings.min_score, *profile_numbers]))
 
 
 def replaced(doc: Any, path: tuple[Any, ...], value: Any) -> Any:

@@ -157,11 +157,11 @@ ACCEPTED_ADDRESSES = [
 ]
 
 
-def composes(address: str) -> bool:
+def composes(address: str, sender: str = "Digest <digest@example.org>") -> bool:
     """What `digest run` will do with a subscriber's address, done here for real."""
     try:
         message = compose(
-            sender="Digest <digest@example.org>",
+            sender=sender,
             to_name="Ada",
             to_address=address,
             subject="s",
