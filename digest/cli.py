@@ -16,6 +16,7 @@ from . import __version__, pipeline
 from .config import load_config
 from .errors import ConfigError, DigestError
 from .models import Config, FetchResult
+from .urls import endpoint, redacted
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -135,7 +136,7 @@ def check_config(config_path: str) -> None:
     click.echo(f"  feeds ({len(config.feeds)}):")
     for feed in config.feeds:
         weight = f" ×{feed.weight:g}" if feed.weight != 1.0 else ""
-        click.echo(f"    {feed.name}: {feed.url}{weight}")
+        click.echo(f"    {feed.name}: {redacted(feed.url)}{weight}")
     click.echo(f"  profiles ({len(config.profiles)}):")
     for profile in config.profiles.values():
         terms = ", ".join(term for term, _ in profile.keywords)
@@ -160,6 +161,11 @@ def check_config(config_path: str) -> None:
     for out in config.markdown:
         index = f", index {out.index}" if out.index else ""
         click.echo(f"  markdown: {out.path} (profile {out.profile}{index})")
+    for hook in config.webhooks:
+        click.echo(
+            f"  webhook {hook.name}: {endpoint(hook.url)} ({hook.format}, profile "
+            f"{hook.profile}, at {hook.send_at:%H:%M} {hook.timezone})"
+        )
 
 
 @cli.command()

@@ -62,7 +62,7 @@ timezone = "Europe/London"
 
 [[subscribers]]
 name = "grace"
-email = "Grace Hopper <grace@example.org>"
+email = "grace@example.org"
 profile = "agents"
 
 [[markdown]]
