@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
 import errno
 import hashlib
@@ -15,10 +16,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from email import message_from_bytes, policy
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
-from email.utils import format_datetime, getaddresses, parseaddr
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
@@ -100,6 +103,114 @@ def compose(
     List-Id and List-Unsubscribe let mail clients show an unsubscribe button; the one-click
     header (RFC 8058) is only sent with an https URL, as the RFC requires.
     """
+    message = _headers(
+        sender, to_name, to_address, subject, msg_id, now, list_name, unsubscribe_url
+    )
+    message.set_content(text, cte="quoted-printable")
+    message.add_alternative(html, subtype="html", cte="quoted-printable")
+    return message
+
+
+def compose_bytes(
+    *,
+    sender: str,
+    to_name: str,
+    to_address: str,
+    subject: str,
+    text: str,
+    html: str,
+    msg_id: str,
+    now: datetime,
+    list_name: str = "digest",
+    unsubscribe_url: str | None = None,
+) -> tuple[bytes, tuple[str, ...]]:
+    """`compose`'s message as the bytes it sends, and its envelope (sender, recipients).
+
+    The headers are the email package's; the two parts are encoded by binascii's C
+    quoted-printable encoder, ~20 times faster than the email package's own for a 50 KB
+    digest. A mail reader sees the same message (tests/test_send_fast.py parses both). The
+    boundary comes from the Message-ID and holds "=", which quoted-printable text never
+    does, so no part can contain it."""
+    name = _display_name(to_name)
+    to = formataddr((name, to_address), charset="utf-8")
+    if "\n" in to or "\r" in to:
+        raise ValueError("an address holds a line break")
+    boundary = "=_digest_" + hashlib.sha256(msg_id.encode()).hexdigest()[:24]
+    lines = [
+        *_run_headers(sender, now, list_name, _one_click(unsubscribe_url)),
+        _header("To", to),
+        _header("Subject", _clean(subject)),
+        f"Message-ID: {msg_id}",
+        _header("List-Unsubscribe", ", ".join(_unsubscribe(sender, to_address, unsubscribe_url))),
+    ]
+    parts = [
+        "\n".join(lines).encode(),
+        b"\nMIME-Version: 1.0\nContent-Type: multipart/alternative;\n",
+        f' boundary="{boundary}"\n\n'.encode(),
+    ]
+    for subtype, body in (("plain", text), ("html", html)):
+        if not body.endswith("\n"):
+            body += "\n"
+        encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True)
+        parts.append(
+            f'--{boundary}\nContent-Type: text/{subtype}; charset="utf-8"\n'
+            "Content-Transfer-Encoding: quoted-printable\n\n".encode()
+        )
+        # the line break before a delimiter belongs to the delimiter (RFC 2046 5.1.1)
+        parts.append(encoded + (b"\n" if encoded.endswith(b"\n") else b"\n\n"))
+    parts.append(f"--{boundary}--\n".encode())
+    return b"".join(parts), (parseaddr(sender)[1], to_address)
+
+
+@lru_cache(maxsize=16)
+def _run_headers(sender: str, now: datetime, list_name: str, one_click: bool) -> tuple[str, ...]:
+    """The headers every message of a run shares."""
+    clean = _clean(sender)
+    name, address = parseaddr(clean)
+    slug = re.sub(r"[^a-z0-9-]+", "-", _clean(list_name).lower()).strip("-") or "digest"
+    headers = [
+        _header("From", formataddr((name, address), charset="utf-8") if name else clean),
+        f"Date: {format_datetime(now)}",
+        _header("List-Id", f"{_clean(list_name)} <{slug}.{_domain(sender)}>"),
+        "Auto-Submitted: auto-generated",
+    ]
+    if one_click:
+        headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+    return tuple(headers)
+
+
+def _header(name: str, value: str) -> str:
+    """`Name: value`, RFC 2047-encoded where it is not ASCII, folded near 78 columns."""
+    if value.isascii() and len(name) + len(value) < 76:
+        return f"{name}: {value}"
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    encoded = Header(value, charset, maxlinelen=78, header_name=name).encode(linesep="\n")
+    return f"{name}: {encoded}"
+
+
+def _one_click(url: str | None) -> bool:
+    """RFC 8058's one-click header is only sent with an https URL, as the RFC requires."""
+    return bool(url) and str(url).startswith("https://")
+
+
+def _unsubscribe(sender: str, to_address: str, url: str | None) -> list[str]:
+    address = parseaddr(sender)[1]
+    links = [f"<mailto:{address}?subject={quote('unsubscribe ' + to_address)}>"]
+    if url:
+        links.insert(0, f"<{_clean(url)}>")
+    return links
+
+
+def _headers(
+    sender: str,
+    to_name: str,
+    to_address: str,
+    subject: str,
+    msg_id: str,
+    now: datetime,
+    list_name: str,
+    unsubscribe_url: str | None,
+) -> EmailMessage:
     domain = _domain(sender)
     message = EmailMessage()
     message["From"] = _clean(sender)
@@ -109,16 +220,10 @@ def compose(
     message["Message-ID"] = msg_id
     slug = re.sub(r"[^a-z0-9-]+", "-", _clean(list_name).lower()).strip("-") or "digest"
     message["List-Id"] = f"{_clean(list_name)} <{slug}.{domain}>"
-    address = parseaddr(sender)[1]
-    unsubscribe = [f"<mailto:{address}?subject={quote('unsubscribe ' + to_address)}>"]
-    if unsubscribe_url:
-        unsubscribe.insert(0, f"<{_clean(unsubscribe_url)}>")
-        if unsubscribe_url.startswith("https://"):
-            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["List-Unsubscribe"] = ", ".join(unsubscribe)
+    if _one_click(unsubscribe_url):
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["List-Unsubscribe"] = ", ".join(_unsubscribe(sender, to_address, unsubscribe_url))
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(text, cte="quoted-printable")
-    message.add_alternative(html, subtype="html", cte="quoted-printable")
     return message
 
 
@@ -341,22 +446,34 @@ def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
 
 
 class FileMailer:
-    """Writes `<output>/<date>/<name>.eml`, `.html` and `.txt` instead of sending."""
+    """Writes `<output>/<date>/<name>.eml`, `.html` and `.txt` instead of sending.
 
-    def __init__(self, output: Path) -> None:
+    `parts`: each name's HTML and text as composed, so they are not parsed back from the
+    message (a message stored by an earlier run is). The `.eml` is the digest and is written
+    durably, last; the `.html` and `.txt` beside it are copies of its parts."""
+
+    def __init__(self, output: Path, parts: dict[str, tuple[str, str]] | None = None) -> None:
         self._output = output
+        self._parts = parts if parts is not None else {}
 
     async def send(self, outgoing: Outgoing) -> str:
         folder = self._output / outgoing.local_date.isoformat()
         name = file_stem(outgoing.name)
-        message = message_from_bytes(outgoing.raw, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        try:
-            for subtype, suffix in (("html", ".html"), ("plain", ".txt")):
+        composed = self._parts.pop(outgoing.name, None)
+        if composed is None:
+            message = message_from_bytes(outgoing.raw, policy=policy.default)
+            assert isinstance(message, EmailMessage)
+            found = []
+            for subtype in ("html", "plain"):
                 part = message.get_body(preferencelist=(subtype,))
-                if part is not None:
-                    content = str(part.get_content())
-                    write_atomic(folder / f"{name}{suffix}", content.encode())
+                found.append(str(part.get_content()) if part is not None else None)
+            html, text = found
+        else:
+            html, text = composed
+        try:
+            for content, suffix in ((html, ".html"), (text, ".txt")):
+                if content is not None:
+                    write_atomic(folder / f"{name}{suffix}", content.encode(), durable=False)
             write_atomic(folder / f"{name}.eml", outgoing.raw)
         except OSError as e:
             raise DeliveryError(str(folder), f"cannot write the digest: {e.strerror}") from e
@@ -380,22 +497,27 @@ PUBLIC_MODE = 0o666
 PRIVATE_MODE = 0o600
 
 
-def write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
+def write_atomic(path: Path, data: bytes, *, private: bool = False, durable: bool = True) -> None:
     """Write via a temporary file, fsync and rename, so a crash never leaves half a file.
 
     The file's mode is PUBLIC_MODE less the umask (the kernel applies it, and a default ACL,
-    at creation), or PRIVATE_MODE when `private`: never mkstemp's fixed 0600."""
+    at creation), or PRIVATE_MODE when `private`: never mkstemp's fixed 0600.
+    `durable=False`: no fsync (still renamed whole into place: a killed process leaves the
+    old file or the new one), for copies whose original is written durably after them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_beside(path, PRIVATE_MODE if private else PUBLIC_MODE)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not durable:
+        return
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)

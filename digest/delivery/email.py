@@ -11,7 +11,7 @@ from typing import Literal
 
 from ..errors import DeliveryError
 from ..models import Config, Digest, Reader, Subscriber
-from ..send import FileMailer, Mailer, Outgoing, SmtpMailer, compose, envelope, message_id
+from ..send import FileMailer, Mailer, Outgoing, SmtpMailer, compose_bytes, envelope, message_id
 from .channel import Parcel, Recipient, Sender
 
 
@@ -38,6 +38,8 @@ class EmailChannel:
         self.backoff = smtp.backoff if smtp else 0.0
         self._subscribers = {s.name: s for s in config.subscribers}
         self._sender = smtp.sender if smtp else f"{config.settings.title} <digest@localhost>"
+        #: the HTML and text of each digest prepared for files, until it is written
+        self._parts: dict[str, tuple[str, str]] = {}
 
     def recipients(self) -> Sequence[Recipient]:
         return [Recipient(subscriber_reader(self._config, s)) for s in self._config.subscribers]
@@ -50,7 +52,7 @@ class EmailChannel:
         rendered = render(digest, settings.templates, settings.unsubscribe_url)
         msg_id = message_id(digest.reader.key, digest.local_date.isoformat(), self._sender)
         try:
-            message = compose(
+            raw, address = compose_bytes(
                 sender=self._sender,
                 to_name=subscriber.name,
                 to_address=subscriber.email,
@@ -62,11 +64,11 @@ class EmailChannel:
                 list_name=settings.title,
                 unsubscribe_url=settings.unsubscribe_url,
             )
-            raw = message.as_bytes()
         except (ValueError, TypeError, IndexError) as e:  # what the email package raises
             reason = f"cannot compose a message to {subscriber.email!r}: {e}"
             raise DeliveryError(subscriber.name, reason, transient=False) from e
-        sender, recipients = envelope(message)
+        if self._config.smtp is None:  # written as files: the parts as they were made
+            self._parts[subscriber.name] = (rendered.html, rendered.text)
         return Parcel(
             digest.reader.key,
             subscriber.name,
@@ -74,7 +76,7 @@ class EmailChannel:
             raw,
             len(digest.picks),
             message_id=msg_id,
-            envelope=(sender, *recipients),
+            envelope=address,
         )
 
     def resume(self, recipient: Recipient, body: bytes, day: date, picks: int) -> Parcel:
@@ -93,7 +95,7 @@ class EmailChannel:
     def senders(self, parcels: int) -> list[Sender]:
         smtp = self._config.smtp
         if smtp is None:
-            return [_MailSender(FileMailer(self._config.settings.output))]
+            return [_MailSender(FileMailer(self._config.settings.output, self._parts))]
         return [
             _MailSender(SmtpMailer(smtp)) for _ in range(max(1, min(smtp.connections, parcels)))
         ]
