@@ -226,7 +226,7 @@ def _http_problem(error: httpx.HTTPError | httpx.InvalidURL) -> str:
     """One line for what the HTTP client raised. A protocol error's detail often quotes the
     raw bytes a server sent (a header line with a NUL, say): only its first clause is kept."""
     text = str(error) or type(error).__name__
-    if isinstance(error, httpx.ProtocolError):
+    if isinstance(error, httpx.ProtocolError) and ":" in text:
         text = f"malformed response ({text.split(':')[0]})"
     text = "".join(c if c.isprintable() else " " for c in text.splitlines()[0])[:200]
     return f"cannot fetch: {text}"

@@ -276,6 +276,29 @@ def test_a_location_of_raw_bytes_costs_that_feed_only(
     assert good.body == GOOD
 
 
+def test_a_broken_answer_is_named_without_quoting_what_the_server_sent(
+    raw_server: RawServer, http_server: HTTPServer
+) -> None:
+    raw_server.answers["/silent.rss"] = b""
+    raw_server.answer("/garbage.rss", b"\x00\x01 hunter2 \xff")
+    raw_server.answer("/length.rss", b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 5000)
+    raw_server.answer("/short.rss", b"HTTP/1.1 200 OK\r\nContent-Length: 100", b"<rss>")
+    http_server.set("/good.rss", GOOD)
+    *broken, good = fetch(
+        *(feed(raw_server.url(f"/{n}.rss"), n) for n in ("silent", "garbage", "length", "short")),
+        feed(http_server.url("/good.rss")),
+    )
+    errors = {r.feed.name: one_line(r.error) for r in broken}
+    assert errors == {
+        "silent": "cannot fetch: Server disconnected without sending a response.",
+        "garbage": "cannot fetch: malformed response (illegal status line)",
+        "length": "cannot fetch: bad Content-Length",
+        "short": "cannot fetch: peer closed connection without sending complete message body"
+        " (received 5 bytes, expected 100)",
+    }
+    assert good.body == GOOD
+
+
 def test_a_location_with_a_space_is_followed_as_a_browser_would(http_server: HTTPServer) -> None:
     http_server.set("/new%20feed.rss", GOOD)
     http_server.set_status("/old.rss", 302, {"Location": "/new feed.rss"})
