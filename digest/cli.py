@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -68,11 +70,12 @@ def cli(verbose: bool) -> None:
 def run(config_path: str, now: datetime | None, dry_run: bool) -> None:
     """Collect every feed, then deliver today's digests."""
     config = _load(config_path)
-    with _failures_exit(), _progress(config) as on_feed:
-        report = pipeline.run(config, now or _now(), dry_run=dry_run, on_feed=on_feed)
+    with _failures_exit(), _run_progress(config) as (on_feed, progress):
+        report = pipeline.run(
+            config, now or _now(), dry_run=dry_run, on_feed=on_feed, progress=progress
+        )
     _print_feeds(report.feeds)
-    for d in report.deliveries:
-        _err(_delivery_line(d))
+    _print_deliveries(report.deliveries)
     if report.failed:
         _err("some deliveries failed; they will be retried on the next run")
     if report.state_problems:
@@ -372,6 +375,64 @@ def _progress(config: Config) -> Iterator[Callable[[FetchResult], None] | None]:
     with Progress(transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task("fetching feeds", total=len(config.feeds))
         yield lambda _result: progress.advance(task)
+
+
+class _DeliveryBar:
+    """A rich progress bar over a run's deliveries: built, delivered, failed."""
+
+    def __init__(self, progress: Any) -> None:
+        self._progress = progress
+        self._built = progress.add_task("ranked and rendered", total=0)
+        self._done = progress.add_task("delivered", total=0)
+        self._failed = 0
+
+    def due(self, readers: int) -> None:
+        for task in (self._built, self._done):
+            total = self._progress.tasks[task].total or 0
+            self._progress.update(task, total=total + readers)
+
+    def built(self, readers: int) -> None:
+        self._progress.advance(self._built, readers)
+
+    def done(self, report: pipeline.DeliveryReport) -> None:
+        if report.outcome == "failed":
+            self._failed += 1
+            self._progress.update(self._done, description=f"delivered ({self._failed} failed)")
+        self._progress.advance(self._done)
+
+
+@contextmanager
+def _run_progress(
+    config: Config,
+) -> Iterator[tuple[Callable[[FetchResult], None] | None, _DeliveryBar | None]]:
+    """One progress display for a run when stderr is a terminal: the feeds fetched, the
+    digests ranked and rendered, delivered and failed. Nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None, None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=Console(stderr=True)) as progress:
+        task = progress.add_task("fetching feeds", total=len(config.feeds))
+        yield (lambda _result: progress.advance(task)), _DeliveryBar(progress)
+
+
+#: up to this many deliveries, a run prints one line each; past it, the failed ones and a
+#: summary (a morning of 100,000 readers is not 100,000 lines of a cron mail or journal)
+DELIVERY_LINES = 100
+
+
+def _print_deliveries(deliveries: Sequence[pipeline.DeliveryReport]) -> None:
+    verbose = logging.getLogger("digest").isEnabledFor(logging.DEBUG)
+    every = verbose or len(deliveries) <= DELIVERY_LINES
+    for d in deliveries:
+        if every or d.outcome == "failed":
+            _err(_delivery_line(d))
+    if not every:
+        counts = Counter(d.outcome for d in deliveries)
+        parts = ", ".join(f"{n:,} {outcome}" for outcome, n in sorted(counts.items()))
+        _err(f"{len(deliveries):,} deliveries: {parts}")
 
 
 def _print_feeds(feeds: list[pipeline.FeedReport] | tuple[pipeline.FeedReport, ...]) -> None:

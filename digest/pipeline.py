@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .delivery import CHANNELS, DeliveryReport, Outcome, deliver_all
+from .delivery import CHANNELS, DeliveryReport, Outcome, Progress, deliver_all
 from .delivery.email import subscriber_reader
 from .delivery.markdown import archive, markdown_reader
 from .delivery.outbox import Ledger, local_date
@@ -174,6 +174,7 @@ async def deliver(
     *,
     dry_run: bool = False,
     only: Mapping[str, date] | None = None,
+    progress: Progress | None = None,
 ) -> list[DeliveryReport]:
     """Deliver today's digest to every reader of every channel (email, Markdown pages,
     webhooks) who has not had it, through the outbox (delivery/outbox.py), in batches.
@@ -183,7 +184,9 @@ async def deliver(
     problems = feed_problems(config, store.feed_statuses(), now)
     ranker = make_ranker(config, store, now)  # reads each entry once for every reader
     build = BatchBuilder(config, now, problems, ranker)
-    return await deliver_all(config, store, now, build, dry_run=dry_run, only=only)
+    return await deliver_all(
+        config, store, now, build, dry_run=dry_run, only=only, progress=progress
+    )
 
 
 #: readers with the same window start, entries folded back and entries already had
@@ -286,6 +289,7 @@ def run(
     *,
     dry_run: bool = False,
     on_feed: Callable[[FetchResult], None] | None = None,
+    progress: Progress | None = None,
 ) -> RunReport:
     """Collect, then deliver today's digests. A dry run works on a scratch store: nothing it
     does reaches the state."""
@@ -293,7 +297,7 @@ def run(
         check_secrets(config)
     with open_store(config.settings.state, "scratch" if dry_run else "write") as store:
         feeds = asyncio.run(collect(config, store, now, on_feed))
-        deliveries = asyncio.run(deliver(config, store, now, dry_run=dry_run))
+        deliveries = asyncio.run(deliver(config, store, now, dry_run=dry_run, progress=progress))
         problems = store.problems()
     return RunReport(tuple(feeds), tuple(deliveries), problems)
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 from ..models import Config
 from ..state import Store
-from .channel import Channel, DeliveryReport, Outcome, Parcel, Recipient, Sender
+from .channel import Channel, DeliveryReport, Outcome, Parcel, Progress, Recipient, Sender
 from .outbox import Build, deliver_channel
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "DeliveryReport",
     "Outcome",
     "Parcel",
+    "Progress",
     "Recipient",
     "Sender",
     "deliver_all",
@@ -66,6 +67,7 @@ async def deliver_all(
     *,
     dry_run: bool = False,
     only: Mapping[str, date] | None = None,
+    progress: Progress | None = None,
 ) -> list[DeliveryReport]:
     """Every channel's due digests, channel after channel; see outbox.deliver_channel."""
     from ..render import clear_caches
@@ -74,7 +76,9 @@ async def deliver_all(
     try:
         for make in CHANNELS.values():
             channel = make(config, store)
-            reports += await deliver_channel(channel, store, now, build, dry_run=dry_run, only=only)
+            reports += await deliver_channel(
+                channel, store, now, build, dry_run=dry_run, only=only, progress=progress
+            )
     finally:
         clear_caches()  # what the run's digests shared is not kept until the next run
     return reports

@@ -110,3 +110,19 @@ class Channel(Protocol):
     def finish(self, delivered: Sequence[Recipient]) -> None:
         """After a run's deliveries: anything that sums them up (a wiki's index page)."""
         ...
+
+
+class Progress(Protocol):
+    """Told how a run's deliveries go, for a progress bar (the CLI's, on a terminal)."""
+
+    def due(self, readers: int) -> None:
+        """`readers` more readers are due in this run (one call per channel)."""
+        ...
+
+    def built(self, readers: int) -> None:
+        """`readers` more readers' digests were ranked and rendered (or found done)."""
+        ...
+
+    def done(self, report: DeliveryReport) -> None:
+        """One reader's delivery ended (sent, written, empty, already, failed …)."""
+        ...

@@ -25,7 +25,7 @@ from typing import Protocol, TypeVar
 from ..errors import DeliveryError, StateRowError
 from ..models import DONE, Delivery, DeliveryStatus, Digest, Reader
 from ..state import Store
-from .channel import Channel, DeliveryReport, Parcel, Recipient, Sender
+from .channel import Channel, DeliveryReport, Parcel, Progress, Recipient, Sender
 
 log = logging.getLogger("digest")
 
@@ -75,6 +75,7 @@ async def deliver_channel(
     dry_run: bool = False,
     only: Mapping[str, date] | None = None,
     batch: int = BATCH,
+    progress: Progress | None = None,
 ) -> list[DeliveryReport]:
     """Deliver today's digest to every recipient of the channel that has not had it.
 
@@ -99,10 +100,20 @@ async def deliver_channel(
     reports: list[DeliveryReport] = []
     if not due:
         return reports
-    async with Dispatch(channel, store, backlog=batch, dry_run=dry_run) as dispatch:
+    if progress is not None:
+        progress.due(len(due))
+    async with Dispatch(
+        channel, store, backlog=batch, dry_run=dry_run, progress=progress
+    ) as dispatch:
         for start in range(0, len(due), batch):
             part = due[start : start + batch]
-            for item in await _plan(channel, dispatch.ledger, part, now, build, reports, dry_run):
+            before = len(reports)
+            planned = await _plan(channel, dispatch.ledger, part, now, build, reports, dry_run)
+            if progress is not None:
+                progress.built(len(part))
+                for report in reports[before:]:
+                    progress.done(report)
+            for item in planned:
                 await dispatch.put(item)
                 await asyncio.sleep(0)  # let the senders take what is ready
     reports += dispatch.reports
@@ -222,9 +233,18 @@ class Dispatch:
     through `ledger.call`); leaving waits for a commit under way, even when the run is
     interrupted. A dry run sends nothing: each parcel is reported as it would go."""
 
-    def __init__(self, channel: Channel, store: Store, *, backlog: int, dry_run: bool = False):
+    def __init__(
+        self,
+        channel: Channel,
+        store: Store,
+        *,
+        backlog: int,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> None:
         self._channel = channel
         self._dry_run = dry_run
+        self._progress = progress
         self.ledger = Ledger(store)
         self.reports: list[DeliveryReport] = []
         self._chunk: list[Queued] = []
@@ -245,6 +265,11 @@ class Dispatch:
         if len(self._chunk) >= OUTBOX_CHUNK:
             await self._flush()
 
+    def _report(self, report: DeliveryReport) -> None:
+        self.reports.append(report)
+        if self._progress is not None:
+            self._progress.done(report)
+
     async def _flush(self) -> None:
         chunk, self._chunk = self._chunk, []
         if not chunk:
@@ -259,8 +284,7 @@ class Dispatch:
     async def _worker(self, sender: Sender) -> None:
         try:
             while (item := await self._work.get()) is not None:
-                report = await deliver_one(self._channel, self.ledger, sender, item)
-                self.reports.append(report)
+                self._report(await deliver_one(self._channel, self.ledger, sender, item))
         finally:
             await sender.close()
 
