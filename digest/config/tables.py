@@ -63,7 +63,15 @@ class Spec:
 
 @cache
 def _hints(record: type) -> dict[str, Any]:
-    return typing.get_type_hints(record)
+    """Each field's type, `X | None` unwrapped to X (a missing optional is its default)."""
+    return {name: _unwrapped(hint) for name, hint in typing.get_type_hints(record).items()}
+
+
+def _unwrapped(hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return hint
 
 
 class Reader:
@@ -131,16 +139,13 @@ class Reader:
     def typed(self, t: Mapping[str, Any], key: str, name: str, hint: Any, default: Any) -> Any:
         """The value at `name` read as `hint`; `default` (or missing) when it is absent."""
         full = f"{key}.{name}" if key else name
-        origin = typing.get_origin(hint)
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if origin in (typing.Union, types.UnionType) and len(args) == 1:
-            hint, origin = args[0], typing.get_origin(args[0])
+        hint = _unwrapped(hint)
         if name not in t and default is not _REQUIRED:
             if isinstance(default, str) and hint is Path:
                 return self.path(default, full)  # a file default, relative like the file's
             return default
         required = default is _REQUIRED
-        if origin is Literal:
+        if typing.get_origin(hint) is Literal:
             choices = typing.get_args(hint)
             text = self.get(t, key, name, str, None, required=required)
             shown = ", ".join(map(str, choices))
