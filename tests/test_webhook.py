@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import RunDigest
 
 import digest
 from digest.models import Config, WebhookOutput
@@ -256,3 +257,23 @@ def test_the_daemon_posts_a_webhook_at_its_own_send_at_once(tmp_path: Path, hook
     _, rows = schedule.status(config, now[0])
     assert [r.name for r in rows] == ["team-chat"]
     assert "sent" in rows[0].last_result
+
+
+def test_a_webhook_from_the_config_file_is_posted_by_digest_run(
+    tmp_path: Path, hook: Hook, run_digest: RunDigest
+) -> None:
+    config_with(tmp_path, hook)  # the feed and the base config
+    with (tmp_path / "digest.toml").open("a") as f:
+        f.write(
+            f'\n[[webhooks]]\nname = "team-chat"\nurl = "{hook.url}"\nprofile = "rl"\n'
+            'format = "slack"\nsend_at = "07:00"\n'
+        )
+    checked = run_digest("check-config", str(tmp_path / "digest.toml"))
+    assert checked.returncode == 0, checked.stderr
+    shown = checked.stdout + checked.stderr
+    assert "team-chat" in shown and "XXXXsecretXXXX" not in shown
+    done = run_digest("run", "--config", str(tmp_path / "digest.toml"), "--now", NOW.isoformat())
+    assert done.returncode == 0, done.stderr
+    assert "team-chat" in done.stderr and "XXXXsecretXXXX" not in done.stderr
+    (body,) = hook.bodies()
+    assert body["blocks"][0]["type"] == "header"
