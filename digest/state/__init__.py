@@ -145,7 +145,9 @@ class Store(Protocol):
 
     def prune(self, now: datetime, keep_days: int) -> int:
         """Forget entries first seen before `now - keep_days` and whom they were sent to,
-        keeping their identity keys so that none comes back as new; return how many."""
+        keeping their identity keys so that none comes back as new; and the ledger's rows of
+        dates before then, but each reader's latest digest and every Markdown page's row.
+        Returns how many entries were forgotten."""
         ...
 
     def count_entries(self) -> int:

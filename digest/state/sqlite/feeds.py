@@ -20,6 +20,9 @@ NEW_FEED_WINDOW = timedelta(days=2)
 _CHUNK = 900
 
 
+_DONE_SQL = "('sent', 'written', 'empty')"
+
+
 class Feeds(Base):
     """What is known of each feed, and storing what it brought."""
 
@@ -119,6 +122,15 @@ class Feeds(Base):
             )
             db.execute(f"DELETE FROM entry_feeds WHERE entry_id IN ({old})", (cutoff,))
             db.execute(f"DELETE FROM delivered_entries WHERE entry_id IN ({old})", (cutoff,))
+            # the ledger too, but each reader's latest digest (its next window starts at its
+            # cutoff) and the Markdown pages' rows (the index and the archive list them)
+            db.execute(
+                f"""DELETE FROM deliveries WHERE local_date < ? AND reader NOT LIKE 'markdown:%'
+                    AND rowid NOT IN (SELECT rowid FROM (SELECT rowid, row_number() OVER
+                        (PARTITION BY reader ORDER BY cutoff DESC, local_date DESC) AS n
+                        FROM deliveries WHERE status IN {_DONE_SQL}) WHERE n = 1)""",
+                ((now - timedelta(days=keep_days)).date().isoformat(),),
+            )
             return db.execute("DELETE FROM entries WHERE first_seen < ?", (cutoff,)).rowcount
 
     @guarded
