@@ -9,6 +9,7 @@ import re
 import signal
 import sqlite3
 import subprocess
+import time
 from collections import Counter
 from contextlib import closing
 from datetime import date, timedelta
@@ -221,3 +222,65 @@ def test_crashes_at_every_step_lose_nothing_and_duplicate_only_in_the_window(
     assert tally["killed"] >= trials * 0.9, f"too few kills happened: {summary}"
     for step in STEPS:
         assert tally[f"killed {step}"] > 0, f"no kill at {step}: {summary}"
+
+
+def test_kills_during_a_morning_of_5000_subscribers_lose_nothing(
+    tmp_path: Path, smtp_plain_server: SMTPServer
+) -> None:
+    """A batched run of 5,000 subscribers (batches of 1,000, 4 connections) killed with SIGKILL
+    at random moments, then run again until it finishes: every subscriber has exactly one
+    digest but for at most one per open connection at each kill (the 250 → commit window)."""
+    subscribers = int(os.environ.get("DIGEST_BIG_MORNING", "5000"))
+    kills = int(os.environ.get("DIGEST_BIG_MORNING_KILLS", "5"))
+    rng = random.Random(int(os.environ.get("DIGEST_CRASH_SEED", "20261123")))
+    connections = 4
+    config = write_config(tmp_path, smtp_plain_server, connections=connections)
+    people = "".join(
+        f"[[subscribers]]\nname = 's{i}'\nemail = 's{i}@example.org'\n"
+        f"profile = '{TOPICS[i % len(TOPICS)]}'\n"
+        for i in range(subscribers)
+    )
+    text = config.read_text()
+    config.write_text(text[: text.index("[profiles.")] + "".join(
+        f"[profiles.{t}]\nkeywords = {{ {t} = 1 }}\n" for t in TOPICS
+    ) + people)  # fmt: skip
+    write_day(tmp_path, 0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    server = smtp_plain_server
+    tally: Counter[str] = Counter()
+    for _ in range(kills):
+        before = len(server.messages)
+        process = subprocess.Popen(
+            [str(DIGEST), "run", "--config", str(config), "--now", now_of(0)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        # a random moment once sending has begun (start-up, collect and the first batch
+        # take a few seconds), up to a few seconds into it
+        deadline = time.monotonic() + 120
+        while len(server.messages) == before and process.poll() is None:
+            assert time.monotonic() < deadline, "the run sent nothing in two minutes"
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 3.0))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            tally["killed"] += 1
+        process.wait(timeout=60)
+        tally["sent before the kill"] += len(server.messages) - before
+    final = subprocess.run(
+        [str(DIGEST), "run", "--config", str(config), "--now", now_of(0, 9)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert final.returncode == 0, final.stderr[-2000:]
+    counts = Counter(m.rcpt_tos[0] for m in server.messages)
+    lost = [f"s{i}" for i in range(subscribers) if counts[f"s{i}@example.org"] == 0]
+    duplicates = sum(n - 1 for n in counts.values() if n > 1)
+    summary = {"subscribers": subscribers, "connections": connections,
+               "messages": len(server.messages), "lost": len(lost),
+               "duplicates": duplicates, **tally}  # fmt: skip
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "outbox-big-morning.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"\nbig morning: {summary}")
+    assert not lost, f"{len(lost)} subscribers got nothing, e.g. {lost[:5]}"
+    assert duplicates <= tally["killed"] * connections, summary
+    assert tally["killed"] >= 1, f"no kill landed: {summary}"
+    assert statuses(tmp_path)["sent"] == subscribers
