@@ -192,7 +192,7 @@ def render(
     context = _context(digest, title, http_url(unsubscribe_url), len(digest.picks))
     html = _render(env, "digest.html.j2", context)
     if digest.picks and not _fits(html):
-        html = _fitting_html(env, digest, title, context)
+        html = _fitting_html(env, digest, title, http_url(unsubscribe_url))
     return RenderedDigest(
         subject=title,
         html=html,
@@ -210,8 +210,8 @@ _QP_LINE = 73
 
 def html_size(html: str) -> int:
     """The size of the HTML as compose() sends it, quoted-printable: each non-ASCII octet
-    and each "=" takes three octets, a soft line break three more every ~73 (an estimate,
-    on the high side, without encoding)."""
+    and each "=" takes three octets, a soft line break three more every ~73. Counted, not
+    encoded; never below what the encoding gives (tests/test_render.py checks)."""
     octets = len(html.encode())
     escaped = octets - len(html.encode("ascii", "ignore")) + html.count("=")
     size = octets + 2 * escaped
@@ -242,12 +242,10 @@ def _context(digest: Digest, title: str, unsubscribe: str | None, shown: int) ->
 
 
 def _fitting_html(
-    env: jinja2.Environment, digest: Digest, title: str, full: dict[str, object]
+    env: jinja2.Environment, digest: Digest, title: str, unsubscribe: str | None
 ) -> str:
     """The HTML with as many of the top picks as fit HTML_BUDGET (at least none): found by
     bisection, as a pick's size varies."""
-    unsubscribe = full["unsubscribe_url"]
-    assert unsubscribe is None or isinstance(unsubscribe, str)
     fits, too_many = 0, len(digest.picks)
     best: str | None = None
     while too_many - fits > 1:
