@@ -178,10 +178,19 @@ def subject(digest: Digest) -> str:
     return f"{digest.title} — {digest.local_date.isoformat()}: {len(digest.picks)} new"
 
 
+#: the formats a digest renders to
+FORMATS = frozenset({"html", "text", "markdown"})
+
+
 def render(
-    digest: Digest, templates: Path | None = None, unsubscribe_url: str | None = None
+    digest: Digest,
+    templates: Path | None = None,
+    unsubscribe_url: str | None = None,
+    *,
+    formats: frozenset[str] = FORMATS,
 ) -> RenderedDigest:
-    """Render every format of one digest, with the user's templates when given.
+    """Render the formats of one digest (every one by default; a format not asked for is
+    ""), with the user's templates when given.
 
     The HTML part shows fewer picks, and says how many more there were, when all of them
     would make it larger than HTML_BUDGET as sent: Gmail clips a larger one, and the footer
@@ -190,14 +199,16 @@ def render(
     digest = _shown(digest)
     title = subject(digest)
     context = _context(digest, title, http_url(unsubscribe_url), len(digest.picks))
-    html = _render(env, "digest.html.j2", context)
-    if digest.picks and not _fits(html):
-        html = _fitting_html(env, digest, title, http_url(unsubscribe_url))
+    html = ""
+    if "html" in formats:
+        html = _render(env, "digest.html.j2", context)
+        if digest.picks and not _fits(html):
+            html = _fitting_html(env, digest, title, http_url(unsubscribe_url))
     return RenderedDigest(
         subject=title,
         html=html,
-        text=_render(env, "digest.txt.j2", context),
-        markdown=_render(env, "digest.md.j2", context),
+        text=_render(env, "digest.txt.j2", context) if "text" in formats else "",
+        markdown=_render(env, "digest.md.j2", context) if "markdown" in formats else "",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import binascii
 import contextlib
 import errno
@@ -16,7 +17,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from email import message_from_bytes, policy
-from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
@@ -180,12 +180,44 @@ def _run_headers(sender: str, now: datetime, list_name: str, one_click: bool) ->
 
 
 def _header(name: str, value: str) -> str:
-    """`Name: value`, RFC 2047-encoded where it is not ASCII, folded near 78 columns."""
-    if value.isascii() and len(name) + len(value) < 76:
-        return f"{name}: {value}"
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    encoded = Header(value, charset, maxlinelen=78, header_name=name).encode(linesep="\n")
-    return f"{name}: {encoded}"
+    """`Name: value` as RFC 5322 and 2047 have it: folded at spaces near 78 columns when it
+    is ASCII, else as UTF-8 encoded words (base64, split between characters), one per line.
+    `value` is header text already cleaned (_clean): no line breaks, no "=?"."""
+    if value.isascii():
+        return _folded(f"{name}: {value}")
+    words: list[str] = []
+    chunk = b""
+    for char in value:
+        octets = char.encode()
+        if len(chunk) + len(octets) > _WORD_OCTETS:
+            words.append(chunk.decode())
+            chunk = b""
+        chunk += octets
+    words.append(chunk.decode())
+    encoded = [f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words if w]
+    return f"{name}: " + "\n ".join(encoded)
+
+
+#: UTF-8 octets in one encoded word: "=?utf-8?b?" + 52 base64 characters + "?=" is 64,
+#: so "Subject: " and the first word stay within 78 columns
+_WORD_OCTETS = 39
+
+
+def _folded(line: str) -> str:
+    """An ASCII header line folded at spaces so that each line keeps within 78 columns where
+    a space allows it (a longer word stays whole: still far below 998)."""
+    if len(line) <= 78:
+        return line
+    lines: list[str] = []
+    current = ""
+    for word in line.split(" "):
+        if current and len(current) + 1 + len(word) > 78:
+            lines.append(current)
+            current = " " + word
+        else:
+            current = f"{current} {word}" if current else word
+    lines.append(current)
+    return "\n".join(lines)
 
 
 def _one_click(url: str | None) -> bool:

@@ -14,6 +14,9 @@ from ..models import Config, Digest, Reader, Subscriber
 from ..send import FileMailer, Mailer, Outgoing, SmtpMailer, compose_bytes, envelope, message_id
 from .channel import Parcel, Recipient, Sender
 
+#: what an email holds: no Markdown
+_EMAIL_PARTS = frozenset({"html", "text"})
+
 
 def subscriber_reader(config: Config, subscriber: Subscriber) -> Reader:
     return Reader(
@@ -49,7 +52,9 @@ class EmailChannel:
 
         settings = self._config.settings
         subscriber = self._subscribers[recipient.reader.name]
-        rendered = render(digest, settings.templates, settings.unsubscribe_url)
+        rendered = render(
+            digest, settings.templates, settings.unsubscribe_url, formats=_EMAIL_PARTS
+        )
         msg_id = message_id(digest.reader.key, digest.local_date.isoformat(), self._sender)
         try:
             raw, address = compose_bytes(

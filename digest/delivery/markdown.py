@@ -56,7 +56,8 @@ class MarkdownChannel:
     def prepare(self, digest: Digest, recipient: Recipient, now: datetime) -> Parcel:
         from ..render import render
 
-        page = render(digest, self._config.settings.templates).markdown.encode()
+        rendered = render(digest, self._config.settings.templates, formats=frozenset({"markdown"}))
+        page = rendered.markdown.encode()
         return self.resume(recipient, page, digest.local_date, len(digest.picks))
 
     def resume(self, recipient: Recipient, body: bytes, day: date, picks: int) -> Parcel:
