@@ -27,7 +27,8 @@ from _data import digest
 
 from digest.models import Digest
 from digest.rank import why
-from digest.render import clear_caches, excerpt, markdown_escape, render, wrap
+from digest.render import clear_caches, render
+from digest.typeset import excerpt, markdown_escape, wrap
 
 STYLE_ITEM = "padding: 14px 20px;border-top: 1px solid #e5e7eb;"
 STYLE_TITLE = "margin: 0;font-size: 17px;line-height: 24px;font-weight: bold;color: #111827;"

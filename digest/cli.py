@@ -299,7 +299,7 @@ def explain(
 ) -> None:
     """Print why each entry was picked or left out of a subscriber's digest, term by term."""
     from .rank import breakdown
-    from .render import plain  # feed text reaches a terminal: no escape sequences, no bidi
+    from .typeset import plain  # feed text reaches a terminal: no escape sequences, no bidi
 
     config = _load(config_path)
     with _failures_exit():

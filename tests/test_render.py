@@ -19,7 +19,8 @@ from jinja2 import nodes
 from digest.errors import TemplateError
 from digest.models import Entry, Pick, RenderedDigest
 from digest.rank import KeywordRanker
-from digest.render import BIDI_CONTROLS, TEXT_WIDTH, environment, render, render_index, template_dir
+from digest.render import environment, render, render_index, template_dir
+from digest.typeset import BIDI_CONTROLS, TEXT_WIDTH
 
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 MARKDOWN_TRICKS = ["[click](http://evil) # x", "<b>hi</b>", "Learning C#"]
@@ -372,7 +373,7 @@ def test_controls_and_bidi_are_gone_from_every_part_and_links_still_work() -> No
 
 
 def test_plain_keeps_clean_text_and_spaces_line_breaks() -> None:
-    from digest.render import plain
+    from digest.typeset import plain
 
     clean = "Ünïcode — 中文 עברית"
     assert plain(clean) is clean
@@ -414,7 +415,7 @@ def test_cjk_text_wraps_by_display_width_at_78_columns(text: str) -> None:
 
 
 def test_a_line_never_starts_with_closing_punctuation() -> None:
-    from digest.render import wrap
+    from digest.typeset import wrap
 
     for width in range(20, 79):
         for line in wrap(ZH + JA, width=width).splitlines()[1:]:
