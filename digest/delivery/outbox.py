@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -34,6 +34,8 @@ T = TypeVar("T")
 #: pending rows stored per transaction while the previous ones are being delivered
 OUTBOX_CHUNK = 32
 
+#: parcels made and waiting for a sender, at most (about a second of sending)
+SENDING_BACKLOG = 256
 #: readers processed together: their ledger rows read at once, their digests built and
 #: ranked together, their pending rows stored before the next batch is built
 BATCH = 1000
@@ -103,19 +105,20 @@ async def deliver_channel(
     if progress is not None:
         progress.due(len(due))
     async with Dispatch(
-        channel, store, backlog=batch, dry_run=dry_run, progress=progress
+        channel, store, backlog=min(batch, SENDING_BACKLOG), dry_run=dry_run, progress=progress
     ) as dispatch:
         for start in range(0, len(due), batch):
             part = due[start : start + batch]
             before = len(reports)
-            planned = await _plan(channel, dispatch.ledger, part, now, build, reports, dry_run)
+            # each parcel is made as the senders make room for it: memory holds a batch's
+            # digests and SENDING_BACKLOG parcels, not a batch of parcels
+            async for item in _plan(channel, dispatch.ledger, part, now, build, reports, dry_run):
+                await dispatch.put(item)
+                await asyncio.sleep(0)  # let the senders take what is ready
             if progress is not None:
                 progress.built(len(part))
                 for report in reports[before:]:
                     progress.done(report)
-            for item in planned:
-                await dispatch.put(item)
-                await asyncio.sleep(0)  # let the senders take what is ready
     reports += dispatch.reports
     order = {r.reader.name: i for i, (r, _) in enumerate(due)}
     reports.sort(key=lambda r: order.get(r.reader, -1))
@@ -133,12 +136,13 @@ async def _plan(
     build: Build,
     reports: list[DeliveryReport],
     dry_run: bool,
-) -> list[Queued]:
+) -> AsyncIterator[Queued]:
     """One batch's outbox decisions: what is done already, what is waiting in the outbox
-    (delivered again as it was), and the digests to build; reports go into `reports`."""
+    (delivered again as it was), and the digests to build, each made into a parcel when
+    the caller asks for the next; reports go into `reports`."""
     wanted = {r.reader.key: day for r, day in part}
     existing = await ledger.call(partial(ledger.store.deliveries_on, wanted))
-    queue: list[Queued] = []
+    resumed: list[Queued] = []
     fresh: list[tuple[Recipient, date]] = []
     for recipient, day in part:
         reader = recipient.reader
@@ -149,11 +153,13 @@ async def _plan(
             reports.append(DeliveryReport(reader.name, day, "already"))
         elif row is not None and row.message is not None:
             parcel = channel.resume(recipient, row.message, day, len(row.entry_ids))
-            queue.append(Queued(recipient, parcel, row.attempts))
+            resumed.append(Queued(recipient, parcel, row.attempts))
         else:
             fresh.append((recipient, day))
+    for item in resumed:
+        yield item
     if not fresh:
-        return queue
+        return
     if not dry_run:
         folded = await ledger.call(
             partial(ledger.store.fold_undelivered_before, {r.reader.key: d for r, d in fresh})
@@ -182,10 +188,9 @@ async def _plan(
             reports.append(DeliveryReport(reader.name, day, "failed", error=e.reason))
             continue
         row = delivery_row(digest, "pending", parcel.message_id, None, now)
-        queue.append(Queued(recipient, parcel, 0, replace(row, message=parcel.body)))
+        yield Queued(recipient, parcel, 0, replace(row, message=parcel.body))
     if empty and not dry_run:
         await ledger.record(empty)
-    return queue
 
 
 def unreadable(reader: Reader, day: date, error: StateRowError) -> DeliveryReport:
