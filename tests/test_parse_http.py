@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 from conftest import RunDigest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from servers import HTTPServer
 
+from digest.errors import FeedError
 from digest.models import FetchResult
 from digest.parse import fast_parse, parse_feed, parse_with_feedparser
 
@@ -219,3 +222,37 @@ def test_a_dtd_in_another_encoding_still_keeps_the_fast_path_away(declared: str)
     assert b"<!DOCTYPE" not in body
     assert fast_parse(body, content_type=content_type) is None
     assert [e.title for e in parse_feed("f", body, content_type=content_type).entries] == ["t"]
+
+
+HEADERS = st.sampled_from(
+    ["text/xml", "application/xml; charset=", "text/xml; charset=", '; charset="', "charset=\x00"]
+) | st.sampled_from(["utf-16", "punycode", "undefined", "idna", "hex", "rot13", "utf-7", "uu"]).map(
+    lambda c: f"text/xml; charset={c}"
+)
+URLS = st.sampled_from(
+    ["http://[::1", "http://x.example:99999999/", "https://x.example/a b/", "mailto:a@x", "//x",
+     "http://x.example/\x00\r\n", "file:///etc/", "javascript:alert(1)", "", "?q", "../.."]
+) | st.text(max_size=30)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.none() | HEADERS, st.none() | URLS, st.none() | URLS, st.sampled_from(["rss", "json"]))
+def test_any_http_headers_are_a_result_or_a_feed_error(
+    content_type: str | None, url: str | None, content_location: str | None, shape: str
+) -> None:
+    body = (
+        RSS
+        if shape == "rss"
+        else json.dumps(
+            {"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "1", "url": "p/1"}]}
+        ).encode()
+    )
+    where = {"url": url, "content_type": content_type, "content_location": content_location}
+    try:
+        feed = parse_feed("feed", body, **where)
+    except FeedError as e:
+        assert e.feed == "feed"
+    else:
+        assert feed.entries
+        if shape == "rss":
+            assert fast_parse(body, **where) in (None, feed.entries)

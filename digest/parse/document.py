@@ -92,5 +92,5 @@ def _charset(content_type: str | None) -> str | None:
 def _recode(body: bytes, charset: str) -> bytes:
     try:
         return body.decode(charset).encode("utf-8")
-    except (UnicodeDecodeError, UnicodeEncodeError, LookupError):
+    except (ValueError, LookupError):  # UnicodeError, or not a text encoding (hex, rot13)
         return body
