@@ -16,6 +16,7 @@ from .errors import FeedError
 from .fetch import DATE_PLACEHOLDER, fetch_all, is_transient, retry_at
 from .models import Config, FeedConfig, FeedStatus, FetchResult
 from .state import Store, open_store
+from .urls import state_key
 
 #: a failing feed is listed in digests once it has not worked for this long
 FEED_PROBLEM_AFTER = timedelta(hours=24)
@@ -46,15 +47,34 @@ async def collect(
 ) -> list[FeedReport]:
     """Fetch every feed that is due and store what is new; one failing feed never stops
     the others. Gone feeds and feeds told to wait (Retry-After, backoff) are skipped."""
-    statuses = store.feed_statuses()
-    held = {f.url: r for f in config.feeds if (r := held_report(f, statuses.get(f.url), now))}
+    statuses = _rekeyed(store, config, store.feed_statuses())
+    held = {f.url: r for f in config.feeds if (r := held_report(f, statuses.get(f.key), now))}
     due = [f for f in config.feeds if f.url not in held]
     day = now.astimezone(ZoneInfo(config.settings.timezone)).date()
     results = await fetch_all(due, statuses, now, day=day, settings=config.fetch, on_done=on_feed)
     with store.batch():
-        done = {r.feed.url: _store_result(store, r, statuses.get(r.feed.url), now) for r in results}
+        done = {r.feed.url: _store_result(store, r, statuses.get(r.feed.key), now) for r in results}
         store.prune(now, config.settings.keep_days)
     return [held.get(f.url) or done[f.url] for f in config.feeds]
+
+
+def _rekeyed(
+    store: Store, config: Config, statuses: dict[str, FeedStatus]
+) -> dict[str, FeedStatus]:
+    """Feeds recorded under a URL holding a credential or token (by an earlier digest) move
+    to their secret-free key (FeedConfig.key), the secret overwritten in the state."""
+    moved = False
+    for feed in config.feeds:
+        old = statuses.get(feed.url)
+        if feed.key == feed.url or old is None or feed.key in statuses:
+            continue
+        fetched = state_key(old.fetched_url) if old.fetched_url else None
+        store.rekey_feed(
+            feed.url, feed.key, fetched_url=fetched, moved_to=old.moved_to,
+            last_error=old.last_error,
+        )  # fmt: skip
+        moved = True
+    return store.feed_statuses() if moved else statuses
 
 
 def held_report(feed: FeedConfig, status: FeedStatus | None, now: datetime) -> FeedReport | None:
@@ -80,7 +100,7 @@ def _store_result(
         # a dated feed's 410 is about one day's page, not the feed
         gone = result.status == 410 and DATE_PLACEHOLDER not in feed.source
         store.record_feed(
-            feed.url, feed.name, now, status=status, error=result.error, moved_to=moved,
+            feed.key, feed.name, now, status=status, error=result.error, moved_to=moved,
             gone=gone, next_fetch=until, failures=failures,
         )  # fmt: skip
         return FeedReport(
@@ -89,13 +109,14 @@ def _store_result(
         )  # fmt: skip
     record_ok = partial(
         store.record_feed,
-        feed.url,
+        feed.key,
         feed.name,
         now,
         status=status,
         etag=result.etag,
         last_modified=result.last_modified,
-        fetched_url=moved or result.url,
+        # only to tell whether the validators belong to the URL asked: its key is enough
+        fetched_url=state_key(fetched) if (fetched := moved or result.url) else None,
         moved_to=moved,
     )
     if result.body is None:
@@ -115,7 +136,7 @@ def _store_result(
             content_location=result.content_location,
         )
     except FeedError as e:
-        store.record_feed(feed.url, feed.name, now, status=status, error=e.reason, moved_to=moved)
+        store.record_feed(feed.key, feed.name, now, status=status, error=e.reason, moved_to=moved)
         return FeedReport(feed.name, "error", error=e.reason, moved_to=moved)
     new = record_ok(candidates=merge([(feed.name, feed.url, parsed.entries)]))
     return FeedReport(feed.name, "ok", new=new, warning=parsed.problem, moved_to=moved)
@@ -126,7 +147,7 @@ def feed_problems(config: Config, statuses: dict[str, FeedStatus], now: datetime
     that have not worked for FEED_PROBLEM_AFTER (or ever)."""
     problems = []
     for feed in config.feeds:
-        status = statuses.get(feed.url)
+        status = statuses.get(feed.key)
         if status is None:
             continue
         if status.gone is not None:
@@ -153,4 +174,4 @@ def feed_health(config: Config) -> list[tuple[FeedConfig, FeedStatus | None]]:
     read without a lock, so it works while another digest process holds the state file."""
     with open_store(config.settings.state, "read") as store:
         statuses = store.feed_statuses()
-    return [(feed, statuses.get(feed.url)) for feed in config.feeds]
+    return [(feed, statuses.get(feed.key)) for feed in config.feeds]

@@ -36,7 +36,7 @@ import httpx  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .models import FeedConfig, FeedStatus, FetchResult, FetchSettings  # noqa: E402
-from .urls import redacted, url_problem  # noqa: E402
+from .urls import redacted, state_key, url_problem  # noqa: E402
 
 USER_AGENT = f"digest/{__version__} (feed digest; +https://pypi.org/project/digest/)"
 MAX_BYTES = 10 * 1024 * 1024
@@ -108,7 +108,7 @@ async def fetch_all(
             return result
 
         async def attempt(feed: FeedConfig) -> FetchResult:
-            status = known.get(feed.url)
+            status = known.get(feed.key)
             url = request_url(feed, status, day)
             if not feed.is_http:
                 return _read_file(feed, url, max_bytes)
@@ -318,7 +318,7 @@ class _Fetcher:
         one can be remembered, a loop stopped at once, and every target checked before it
         is requested. Whatever the server or the HTTP client does is a result."""
         headers: dict[str, str] = {}
-        if status is not None and status.fetched_url in (None, url):
+        if status is not None and status.fetched_url in (None, url, state_key(url)):
             if etag := _validator(status.etag):
                 headers["If-None-Match"] = etag
             if modified := _validator(status.last_modified):

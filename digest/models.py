@@ -87,7 +87,7 @@ class FeedConfig:
     """One `[[feeds]]` entry."""
 
     name: str
-    #: the URL or path as written in the config; the feed's key in the state file
+    #: the URL or path as written in the config (its state key: `key`)
     url: str
     #: what is actually read: an http(s) URL, or an absolute file path; either may hold
     #: `{date}`, filled with the local date in [digest] timezone on each run
@@ -95,6 +95,14 @@ class FeedConfig:
     weight: float = 1.0
     #: the document kind when the config sets `type` (None: detected by content)
     type: FeedType | None = None
+
+    @property
+    def key(self) -> str:
+        """The feed's key in the state file: `url`, with any credential or token masked
+        (urls.state_key)."""
+        from .urls import state_key
+
+        return state_key(self.url)
 
     @property
     def is_http(self) -> bool:

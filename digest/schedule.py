@@ -327,9 +327,9 @@ def last_collection(config: Config, store: Store, now: datetime) -> datetime | N
     Gone feeds and feeds told to wait are left out: they would make every check stale."""
     statuses = store.feed_statuses()
     times = [
-        statuses[f.url].last_attempt if f.url in statuses else None
+        statuses[f.key].last_attempt if f.key in statuses else None
         for f in config.feeds
-        if pipeline.held_report(f, statuses.get(f.url), now) is None
+        if pipeline.held_report(f, statuses.get(f.key), now) is None
     ]
     if not times or any(t is None for t in times):
         return None

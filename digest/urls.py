@@ -9,6 +9,7 @@ state file: a password or token in it would otherwise be printed by `check-confi
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from urllib.parse import SplitResult, parse_qsl, quote, unquote_plus, urlsplit
@@ -161,3 +162,13 @@ def endpoint(url: str) -> str:
         return where + "/"
     more = "/…" if len(segments) > 1 or parts.query else ""
     return f"{where}/{quote(segments[0], safe='%@:+-._~')}{more}"
+
+
+def state_key(url: str) -> str:
+    """How the state file names a URL: as written when it holds no secret, else redacted
+    with a digest of the whole URL after it (two feeds whose tokens differ stay two feeds),
+    so that no credential or token is stored in clear."""
+    if not has_secret(url):
+        return url
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return f"{redacted(url)} #{digest}"
