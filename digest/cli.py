@@ -80,7 +80,11 @@ def run(config_path: str, now: datetime | None, dry_run: bool) -> None:
         _err("some deliveries failed; they will be retried on the next run")
     if report.state_problems:
         _err(f"{len(report.state_problems)} rows of the state file could not be read (above)")
-    if report.failed or report.state_problems:
+    failed_feeds = [f for f in report.feeds if f.status == "error"]
+    if failed_feeds:
+        n = len(failed_feeds)
+        _err(f"{n} feed{'s' if n != 1 else ''} failed (above); the others were read")
+    if report.failed or report.state_problems or failed_feeds:
         sys.exit(EXIT_FAILED)
 
 

@@ -72,3 +72,31 @@ def test_run_collect_and_deliver_do_what_the_command_does(example_dir: Path) -> 
     assert not again.failed
     why = digest.explain(config, "ada", NOW)
     assert why.ranking.picks
+
+
+def test_rendering_imports_neither_numpy_nor_the_automaton() -> None:
+    code = (
+        "import sys\n"
+        "from digest.render import render\n"
+        "from digest.rank import why\n"
+        "print(','.join(m for m in ('numpy', 'ahocorasick') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_a_subscriber_whose_address_cannot_be_composed_costs_only_that_digest(
+    example_dir: Path,
+) -> None:
+    """check-config refuses such an address; a library caller can still build one."""
+    from dataclasses import replace
+
+    config = digest.load_config(example_dir / "config.example.toml")
+    ada, grace = config.subscribers
+    broken = replace(ada, email="ada@exa\nmple.org, eve@evil.example")
+    report = digest.run(replace(config, subscribers=(broken, grace)), NOW)
+    outcomes = {d.reader: d.outcome for d in report.deliveries}
+    assert outcomes["ada"] == "failed" and outcomes["grace"] == "written"
+    assert report.failed
+    (failed,) = [d for d in report.deliveries if d.reader == "ada"]
+    assert failed.error is not None and "\n" not in failed.error

@@ -366,7 +366,10 @@ profile = "all"
 """
     )
     result = run_digest("run", "--config", str(config), "--now", DAY1)
-    assert result.returncode == 0, result.stderr
+    # the good feed's digest went out (and what the broken one's XML still held); the
+    # missing feed was skipped, which exit status 1 says
+    assert result.returncode == 1, result.stderr
+    assert "1 feed failed (above); the others were read" in result.stderr
     assert "feed 'Broken XML': malformed feed" in result.stderr
     assert "feed 'Missing' failed: HTTP 404" in result.stderr
     sent = set(links((tmp_path / "out" / "2026-11-20" / "ada.txt").read_text()))
