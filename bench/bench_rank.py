@@ -49,7 +49,6 @@ from digest.rank import (
     Collection,
     KeywordRanker,
     compile_term,
-    rarity,
     saturation,
     stem,
 )
@@ -159,17 +158,16 @@ class RegexBaseline:
         for term, weight in profile.keywords:
             key = compile_term(term)[0]
             pattern = re.compile("(?=" + re.escape(key) + ")")
-            rare = rarity(stats.documents, stats.document_frequency.get(key, 0))
-            terms.append((pattern, weight, rare))
+            terms.append((pattern, weight))
         out = []
         for fields in self.streams:
             total = 0.0
-            for pattern, weight, rare in terms:
+            for pattern, weight in terms:
                 for name, (stream, length) in zip(("title", "summary"), fields, strict=True):
                     count = len(pattern.findall(stream))
                     if count:
                         sat = saturation(count, length, stats.average_length.get(name))
-                        total += weight * field_weights[name] * rare * sat
+                        total += weight * field_weights[name] * sat
             out.append(round(total, 6))
         return out
 

@@ -312,7 +312,7 @@ def explain(
     ranking = found.ranking
     click.echo(f"{found.reader.name}, profile {profile.name!r}: {found.scope}")
     click.echo(
-        f"{len(ranking.picks)} picked, {len(ranking.left_out)} left out; term rarity from "
+        f"{len(ranking.picks)} picked, {len(ranking.left_out)} left out; field lengths from "
         f"{found.collection.documents} entries in the state file"
     )
     blocks = [

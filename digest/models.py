@@ -301,16 +301,14 @@ class Entry:
 class Match:
     """One profile term (or followed name) found in one field, and the points it gave.
 
-    points = profile weight × field weight × rarity × saturation × feed weight; for a
-    followed name, its weight × feed weight."""
+    points = profile weight × field weight × saturation × feed weight; for a followed
+    name, its weight × feed weight."""
 
     term: str
     field: Field
     points: float
     #: how many times the term occurs in the field
     count: int = 1
-    #: how much rarer than usual the term is in the collection (1: no statistics)
-    rarity: float = 1.0
     #: what `count` mentions are worth after saturation and length normalisation
     saturation: float = 1.0
     #: a followed author or organisation rather than a keyword

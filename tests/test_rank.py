@@ -444,14 +444,19 @@ def test_a_long_summary_does_not_win_by_length() -> None:
     assert [p.entry.title for p in ranker.rank([long, short], prof)] == ["a", "b"]
 
 
-def test_rarer_terms_weigh_more() -> None:
+def test_the_readers_weights_decide_not_how_rare_a_term_is() -> None:
+    """No idf factor: a term in every entry and one in a single entry, of equal weight, give
+    equal points for equal mentions (issue 18: rarity counted specificity twice)."""
     common = [entry(f"robot {i}", "robot") for i in range(19)]
     rare = entry("robot gripper", "a gripper")
     prof = profile({"robot": 1, "gripper": 1})
     ranker = KeywordRanker([prof], collection=[*common, rare])
     pick = ranker.explain(rare, prof)[1]
     by_term = {m.term: m for m in pick.matches if m.field == "title"}
-    assert by_term["gripper"].rarity > 1 == by_term["robot"].rarity  # never below 1
+    assert by_term["gripper"].points == by_term["robot"].points
+    heavier = KeywordRanker([p2 := profile({"robot": 2, "gripper": 1})], collection=[*common, rare])
+    weighted = {m.term: m for m in heavier.explain(rare, p2)[1].matches if m.field == "title"}
+    assert weighted["robot"].points == 2 * weighted["gripper"].points
     assert ranker.collection.documents == 20
     assert ranker.collection.document_frequency[compile_term("robot")[0]] == 20
 

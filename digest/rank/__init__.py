@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import DigestError
 from ..models import Entry, Pick, Profile, Ranking
 from .explain import breakdown, sectioned, why
-from .formula import NO_STATISTICS, Collection, rarity, saturation
+from .formula import NO_STATISTICS, Collection, saturation
 from .terms import compile_term, follow_key, stem
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ __all__ = [
     "compile_term",
     "follow_key",
     "make_ranker",
-    "rarity",
     "saturation",
     "score",
     "sectioned",

@@ -94,7 +94,7 @@ def breakdown(pick: Pick, profile: Profile) -> list[str]:
         else:
             how = (
                 f"weight {weights.get(m.term, 0):g} × field {reads.get(m.field, 0):g}"
-                f" × rarity {m.rarity:.2f} × saturation {m.saturation:.2f}{feed}"
+                f" × saturation {m.saturation:.2f}{feed}"
             )
             where = m.field + (f" ×{m.count}" if m.count > 1 else "")
         lines.append(f"{m.points:+8.3f}  {m.term:<{width}}  {where:<12}  {how}")

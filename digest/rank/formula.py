@@ -11,12 +11,14 @@ How a score is made (the README's "Reading a digest's why line" says the same fo
   so; an all-caps term of 2 to 6 letters ("RL", "DPO") matches that exact word, or its
   plural ("LLMs"), and nothing in other case.
 - A keyword found n times in a field the profile reads (weight F > 0) gives
-  ``weight × F × rarity × saturation(n) × feed weight``, where saturation is BM25's
+  ``weight × F × saturation(n) × feed weight``, where saturation is BM25's
   ``n (k1 + 1) / (n + k1 (1 - b + b · length / average length))`` (1 for one mention in a
-  field of average length, never above k1 + 1 = 2.2) and rarity is BM25's idf divided by
-  the idf of a term found in one entry of ten, never below 1 (such a term, or a commoner
-  one, counts its weight; a rarer one more: about 2 at one in a hundred).
-  Without collection statistics both the rarity and the length factor are 1.
+  field of average length, never above k1 + 1 = 2.2). Without collection statistics the
+  length factor is 1.
+- There is no rarity (idf) factor: the weights are the reader's own statement of how much
+  a term matters, and idf is what BM25 uses when a query has no weights. Counting
+  specificity twice let rare peripheral phrases outrank the decisive common words; on both
+  judged sets (tests/test_quality.py) the score is better without it.
 - A followed author or organisation gives its weight × feed weight.
 - Upvotes and freshness add bounded boosts, only to entries that matched something.
 - The score is the sum of all of these, rounded to 6 decimal places.
@@ -24,7 +26,6 @@ How a score is made (the README's "Reading a digest's why line" says the same fo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,13 +40,12 @@ UPVOTES_FULL = 100
 FRESHNESS_HALF_LIFE = timedelta(days=1)
 #: fields of prose, whose length is normalised (names and labels are lists)
 NORMALISED: tuple[Field, ...] = ("title", "summary")
-#: the share of entries a term can be in and count exactly its weight (see `rarity`)
-RARITY_ONE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
 class Collection:
-    """Statistics of what the feeds publish: how rare each term is, how long fields run."""
+    """Statistics of what the feeds publish: in how many entries each term is (shown by
+    `digest explain`), how long fields run (for length normalisation)."""
 
     documents: int
     #: per term key (`compile_term(...)[0]`), the number of documents containing it
@@ -54,25 +54,8 @@ class Collection:
     average_length: Mapping[str, float]
 
 
-#: no statistics: every term's rarity is 1 and lengths are not normalised
+#: no statistics: lengths are not normalised
 NO_STATISTICS = Collection(0, {}, {})
-
-
-def rarity(documents: int, frequency: int) -> float:
-    """BM25's idf over the idf of a term in one entry of ten (RARITY_ONE), never below 1: a
-    term that common, or commoner, counts its weight; a rarer one more.
-
-    The floor keeps a reader's main interest from fading when their feeds are full of it
-    (every entry of an RL feed says "reinforcement learning"), and keeps min_score meaning
-    what it says: one title mention of a weight-1 term is worth about 2."""
-    if documents <= 0:
-        return 1.0
-    value = idf(documents, min(frequency, documents))
-    return max(1.0, value / idf(documents, RARITY_ONE * documents))
-
-
-def idf(documents: float, frequency: float) -> float:
-    return math.log(1.0 + (documents - frequency + 0.5) / (frequency + 0.5))
 
 
 def saturation(count: int, length: int, average: float | None) -> float:

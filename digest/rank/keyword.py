@@ -24,7 +24,6 @@ from .formula import (
     NO_STATISTICS,
     UPVOTES_FULL,
     Collection,
-    rarity,
 )
 from .match import (
     PROFILE_BLOCK,
@@ -57,7 +56,7 @@ def score(
 class KeywordRanker:
     """Ranks entries for any number of profiles, reading each entry once for all of them.
 
-    `collection`: the statistics for rarity and length normalisation, or the entries to take
+    `collection`: the statistics for length normalisation, or the entries to take
     them from (the pipeline passes what the state file holds); None: no statistics.
     `now`: the instant freshness is measured from; None: each entry's first-seen time, so
     that its age is how old it was when it arrived.
@@ -86,8 +85,7 @@ class KeywordRanker:
         self._analyses: dict[Entry, Analysis] = {}
         self._rows: dict[Entry, Row] = {}
         self._hits: dict[Entry, dict[int, list[tuple[int, int]]]] = {}
-        self._rarity: list[float] = []
-        self._averages: list[float | None] = []
+        self._averages: list[float | None] | None = None
         self._collection = collection if isinstance(collection, Collection) else NO_STATISTICS
         self._collection_entries: Sequence[Entry] | None = None
         with collector_paused():
@@ -124,7 +122,7 @@ class KeywordRanker:
         rows = self._rows_for(entries)
         order = tiebreak(rows)
         result: list[list[Pick]] = []
-        found = Found.of(rows, self._vocabulary.size, self._factors()[1]) if explained else None
+        found = Found.of(rows, self._vocabulary.size, self._factors()) if explained else None
         seen = Made()
         blocks = [
             compiled[start : start + PROFILE_BLOCK]
@@ -134,7 +132,7 @@ class KeywordRanker:
         for block, (chosen, picked) in zip(blocks, selected, strict=True):
             if found is not None:
                 explained_block = explain_block(
-                    rows, block, chosen, picked, found, seen, self._rarities(), self._hit_map
+                    rows, block, chosen, picked, found, seen, self._hit_map
                 )
                 result += [
                     sectioned(p, c.profile) for p, c in zip(explained_block, block, strict=True)
@@ -319,7 +317,7 @@ class KeywordRanker:
             self._analyses.clear()
             self._rows.clear()
             self._hits.clear()
-            self._rarity = []
+            self._averages = None
             if self._collection_entries is not None:
                 self._collection = self.statistics(self._collection_entries)
         return compiled
@@ -364,24 +362,16 @@ class KeywordRanker:
             hits = self._hits[row.entry] = row.analysis.hits()
         return hits
 
-    def _rarities(self) -> Floats:
-        """Each term id's rarity under the collection's statistics."""
-        return np.asarray(self._factors()[0])
-
-    def _factors(self) -> tuple[list[float], list[float | None]]:
-        """Each term id's rarity, and each field's average length (None: not normalised)."""
-        if len(self._rarity) != self._vocabulary.size:
-            stats = self._collection
-            frequency = stats.document_frequency
-            self._rarity = [
-                rarity(stats.documents, frequency.get(key, 0)) for key in self._vocabulary.keys
-            ]
-            self._averages = [average_of(stats, field) for field in FIELDS]
-        return self._rarity, self._averages
+    def _factors(self) -> list[float | None]:
+        """Each field's average length under the collection's statistics (None: not
+        normalised)."""
+        if self._averages is None:
+            self._averages = [average_of(self._collection, field) for field in FIELDS]
+        return self._averages
 
     def _base(self, hits: Hits) -> Floats:
-        """rarity × saturation of each hit (1 for a followed name)."""
-        base = self._rarities()[hits.term] * saturations(hits, self._factors()[1])
+        """The saturation of each hit (1 for a followed name)."""
+        base = saturations(hits, self._factors())
         base[hits.field == FOLLOW] = 1.0
         return base
 

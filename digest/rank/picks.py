@@ -10,7 +10,7 @@ import numpy as np
 
 from ..models import FIELDS, Boost, Match, Pick, Profile
 from .formula import saturation
-from .match import Compiled, Floats, Row
+from .match import Compiled, Row
 from .scoring import Column, Found, reads_field
 from .terms import FOLLOW
 
@@ -19,8 +19,8 @@ from .terms import FOLLOW
 class Made:
     """The Match records made while ranking, each once: Match is a frozen value."""
 
-    #: (term, field index, count, points, rarity, saturation) → the record
-    matches: dict[tuple[str, int, int, float, float, float], Match] = dataclasses.field(
+    #: (term, field index, count, points, saturation) → the record
+    matches: dict[tuple[str, int, int, float, float], Match] = dataclasses.field(
         default_factory=dict
     )
     #: term → a number, for comparing terms in arrays
@@ -32,28 +32,26 @@ def full_pick(
     compiled: Compiled,
     total: float | None,
     hits: Mapping[int, list[tuple[int, int]]],
-    factors: tuple[Sequence[float], Sequence[float | None]],
+    averages: Sequence[float | None],
 ) -> Pick:
     """Every contribution of the entry for the profile; `total`: the score already
-        computed for it (None: their sum); `hits`: the row's, by term id; `factors`: each term's
-    rarity and each field's average length. Many picks at once: explain_block."""
+        computed for it (None: their sum); `hits`: the row's, by term id; `averages`: each
+    field's average length. Many picks at once: explain_block."""
     weight = row.feed_weight
     reads = compiled.reads
     matches: list[Match] = []
-    rarities, averages = factors
     lengths = row.analysis.lengths
     for term, tid, w in compiled.keywords:
         found = hits.get(tid)
         if found is None:
             continue
-        rare = rarities[tid]
         for field, count in found:
             read = reads[field]
             if field == FOLLOW or read <= 0:
                 continue
             sat = saturation(count, lengths[field], averages[field])
-            points = w * read * rare * sat * weight
-            matches.append(Match(term, FIELDS[field], points, count, rare, sat))
+            points = w * read * sat * weight
+            matches.append(Match(term, FIELDS[field], points, count, sat))
     for followed, tid, w, where in compiled.follows:
         if tid in hits:
             matches.append(Match(followed, where, w * weight, follow=True))
@@ -70,7 +68,6 @@ def explain_block(
     scores: Sequence[float],
     found: Found,
     seen: Made,
-    rarities: Floats,
     hit_map: Callable[[Row], Mapping[int, list[tuple[int, int]]]],
 ) -> list[list[Pick]]:
     """The picks of a block of profiles with their contributions, as full_pick makes them,
@@ -119,11 +116,10 @@ def explain_block(
     hit_pair, hit, field, read = hit_pair[kept], hit[kept], field[kept], read[kept]
     kw = pair_kw[hit_pair]
     weight = kw_weight[kw]
-    rare = rarities[found.term[hit]]
     sat = found.saturation[hit]
     row_of = pick_row[pair_pick[hit_pair]]
     feed = np.asarray([r.feed_weight for r in rows])[row_of]
-    points = weight * read * rare * sat * feed  # in _pick's order: the same floats
+    points = weight * read * sat * feed  # in full_pick's order: the same floats
     owner = pair_pick[hit_pair]
     bounds = np.searchsorted(owner, np.arange(len(pick_row) + 1)).tolist()
     names = [term for t in terms for term, _, _ in t]
@@ -131,7 +127,7 @@ def explain_block(
     # the same length…), so each distinct one is made once, here and in earlier blocks
     name_ids = np.asarray([seen.name_ids.setdefault(n, len(seen.name_ids)) for n in names])
     count = found.count[hit]
-    columns = (sat, rare, points, count, field, name_ids[kw] if len(kw) else kw)
+    columns = (sat, points, count, field, name_ids[kw] if len(kw) else kw)
     made: list[Match] = []
     if len(kw):
         # equal rows sit together once sorted by every column; each run is one Match
@@ -145,19 +141,18 @@ def explain_block(
         inverse = np.empty(len(by), dtype=np.int64)
         inverse[by] = np.cumsum(change) - 1
         distinct: list[Match] = []
-        for k, f, c, pt, ra, sa in zip(
+        for k, f, c, pt, sa in zip(
             kw[first].tolist(),
             field[first].tolist(),
             count[first].tolist(),
             points[first].tolist(),
-            rare[first].tolist(),
             sat[first].tolist(),
             strict=True,
         ):
-            mkey = (names[k], f, c, pt, ra, sa)
+            mkey = (names[k], f, c, pt, sa)
             match = seen.matches.get(mkey)
             if match is None:
-                match = seen.matches[mkey] = Match(names[k], FIELDS[f], pt, c, ra, sa)
+                match = seen.matches[mkey] = Match(names[k], FIELDS[f], pt, c, sa)
             distinct.append(match)
         made = [distinct[i] for i in inverse.tolist()]
     result: list[list[Pick]] = []

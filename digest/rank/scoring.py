@@ -205,13 +205,13 @@ def score_rows(
 ) -> Scores:
     """Every profile's scores of every row, from the rows' hits in a few array operations.
 
-    `size`: the vocabulary's; `base_of`: the rarity × saturation of each of some hits.
+    `size`: the vocabulary's; `base_of`: the saturation of each of some hits.
 
         `selecting`: also set the score of every row a profile cannot pick to -1 and take
         the maxima of each run of rows (for select_block), while each part is in cache.
         `buffer`: at least rows × profiles floats to hold the scores, reused from block to
         block because fresh memory costs a page fault per 4 KiB on first touch.
-        `steps`: the hits of each run of rows with their rarity × saturation, kept from
+        `steps`: the hits of each run of rows with their saturation, kept from
         block to block (they do not depend on the profiles)."""
     n, m = len(rows), len(profiles)
     weighted = Owners.of(
