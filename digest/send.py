@@ -503,16 +503,22 @@ class FileMailer:
         else:
             html, text = composed
         try:
-            for content, suffix in ((html, ".html"), (text, ".txt")):
-                if content is not None:
-                    write_atomic(folder / f"{name}{suffix}", content.encode(), durable=False)
-            write_atomic(folder / f"{name}.eml", outgoing.raw)
+            # on a thread: the fsync waits for the disk, the event loop goes on (several
+            # FileMailers at once have their fsyncs share the file system's journal commits)
+            await asyncio.to_thread(_write_files, folder, name, html, text, outgoing.raw)
         except OSError as e:
             raise DeliveryError(str(folder), f"cannot write the digest: {e.strerror}") from e
         return str(folder / f"{name}.eml")
 
     async def close(self) -> None:
         return None
+
+
+def _write_files(folder: Path, name: str, html: str | None, text: str | None, raw: bytes) -> None:
+    for content, suffix in ((html, ".html"), (text, ".txt")):
+        if content is not None:
+            write_atomic(folder / f"{name}{suffix}", content.encode(), durable=False)
+    write_atomic(folder / f"{name}.eml", raw)
 
 
 def file_stem(name: str) -> str:

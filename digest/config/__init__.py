@@ -180,17 +180,15 @@ class _Document(ProfileReader):
         ]
         for key, kind, name, profile in readers:
             field = "path" if kind == "markdown page" else "name"
-            self.check(
-                name not in seen,
-                f"{key}.{field}",
-                f"duplicate {kind} {name!r} (the name of an earlier {seen.get(name)})",
-            )
+            # the messages are made only for a refusal: with 100,000 subscribers, listing
+            # every profile for each one would be most of loading the config
+            if name in seen:
+                reason = f"duplicate {kind} {name!r} (the name of an earlier {seen[name]})"
+                raise self.fail(f"{key}.{field}", reason)
             seen[name] = kind
-            self.check(
-                profile in profiles,
-                f"{key}.profile",
-                f"no profile named {profile!r} (defined: {_names(profiles)})",
-            )
+            if profile not in profiles:
+                reason = f"no profile named {profile!r} (defined: {_names(profiles)})"
+                raise self.fail(f"{key}.profile", reason)
 
     def smtp(self, value: object) -> SmtpSettings:
         if isinstance(value, dict) and "password" in value:

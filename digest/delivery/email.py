@@ -14,6 +14,8 @@ from ..models import Config, Digest, Reader, Subscriber
 from ..send import FileMailer, Mailer, Outgoing, SmtpMailer, compose_bytes, envelope, message_id
 from .channel import Parcel, Recipient, Sender
 
+#: digests written as files at once (each waits for its fsync on a thread of its own)
+FILE_WRITERS = 4
 #: what an email holds: no Markdown
 _EMAIL_PARTS = frozenset({"html", "text"})
 
@@ -100,7 +102,9 @@ class EmailChannel:
     def senders(self, parcels: int) -> list[Sender]:
         smtp = self._config.smtp
         if smtp is None:
-            return [_MailSender(FileMailer(self._config.settings.output, self._parts))]
+            output = self._config.settings.output
+            count = max(1, min(FILE_WRITERS, parcels))
+            return [_MailSender(FileMailer(output, self._parts)) for _ in range(count)]
         return [
             _MailSender(SmtpMailer(smtp)) for _ in range(max(1, min(smtp.connections, parcels)))
         ]
