@@ -8,6 +8,7 @@ from datetime import time
 from pathlib import Path
 
 import pytest
+from conftest import RunDigest
 
 from digest.config import MAX_LIST_BYTES, load_config
 from digest.errors import ConfigError
@@ -282,3 +283,55 @@ def test_an_unreadable_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "subscribers.csv").chmod(0)
     error = config_error(path)
     assert "cannot read" in error.reason
+
+
+# --- through the real commands ------------------------------------------------------------
+
+
+def test_check_config_names_a_few_subscribers_and_where_they_came_from(
+    tmp_path: Path, run_digest: RunDigest
+) -> None:
+    result = run_digest("check-config", str(write(tmp_path, HEADER + ROWS)))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "  subscribers: 4 (1 in the config, 3 from subscribers.csv)" in lines
+    assert "    grace <grace@example.org>: profile agents, at 06:30 America/New_York" in lines
+    assert "    linus <linus@example.org>: profile rl, at 07:00 Europe/Berlin" in lines
+
+
+def test_check_config_counts_a_long_list_without_listing_it(
+    tmp_path: Path, run_digest: RunDigest
+) -> None:
+    rows = "".join(f"reader{i},reader{i}@example.org,rl,,\n" for i in range(2500))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "more.csv").write_text("name,email,profile\nzoe,zoe@example.org,rl\n")
+    toml = BASE + LIST + '[[subscriber_lists]]\npath = "sub/more.csv"\n'
+    result = run_digest("check-config", str(write(tmp_path, HEADER + rows, toml)))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "  subscribers: 2,502 (1 in the config, 2,500 from subscribers.csv, 1 from sub/more.csv)"
+        "; more than 20, so not listed one by one"
+    ) in result.stdout.splitlines()
+    assert "reader" not in result.stdout
+    assert len(result.stdout.splitlines()) < 15
+
+
+def test_check_config_refuses_a_bad_row_with_one_line(
+    tmp_path: Path, run_digest: RunDigest
+) -> None:
+    path = write(tmp_path, HEADER + ROWS + "zoe,zoe@example.org,rl,25:00,\n")
+    result = run_digest("check-config", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {tmp_path / 'subscribers.csv'}:5: send_at: must be HH:MM")
+
+
+def test_check_config_counts_many_profiles_without_listing_them(
+    tmp_path: Path, run_digest: RunDigest
+) -> None:
+    profiles = "".join(f"[profiles.p{i}]\nkeywords = {{ term{i} = 1 }}\n" for i in range(25))
+    result = run_digest("check-config", str(write(tmp_path, HEADER + ROWS, BASE + profiles + LIST)))
+    assert result.returncode == 0, result.stderr
+    assert "  profiles (27): more than 20, so not listed one by one" in result.stdout
+    assert "term1" not in result.stdout
