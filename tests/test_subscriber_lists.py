@@ -8,7 +8,7 @@ from datetime import time
 from pathlib import Path
 
 import pytest
-from conftest import RunDigest
+from conftest import ROOT, RunDigest
 
 from digest.config import MAX_LIST_BYTES, load_config
 from digest.errors import ConfigError
@@ -335,3 +335,17 @@ def test_check_config_counts_many_profiles_without_listing_them(
     assert result.returncode == 0, result.stderr
     assert "  profiles (27): more than 20, so not listed one by one" in result.stdout
     assert "term1" not in result.stdout
+
+
+def test_the_readme_example_list_is_read_as_it_says(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### `[[subscriber_lists]]`") :]
+    start = section.index("```csv\n") + len("```csv\n")
+    example = section[start : section.index("```", start)]
+    toml = BASE[: BASE.index("[[subscribers]]")] + LIST
+    config = load_config(write(tmp_path, example, toml))
+    assert [(s.name, s.send_at, s.timezone) for s in config.subscribers] == [
+        ("ada", time(6, 30), "Europe/London"),
+        ("grace", time(7, 0), "Europe/Berlin"),
+        ("Hopper, Grace", time(8, 0), "America/New_York"),
+    ]
