@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 from datetime import time
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -349,3 +351,35 @@ def test_the_readme_example_list_is_read_as_it_says(tmp_path: Path) -> None:
         ("grace", time(7, 0), "Europe/Berlin"),
         ("Hopper, Grace", time(8, 0), "America/New_York"),
     ]
+
+
+def test_digest_run_delivers_to_every_listed_subscriber(
+    example_dir: Path, run_digest: RunDigest
+) -> None:
+    """The bundled example with a list of three: five digests written, each to its address,
+    ranked by its own profile; a second run on the same date delivers nothing new."""
+    config = example_dir / "config.example.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + '\n[[subscriber_lists]]\npath = "lists/readers.csv"\n')
+    (example_dir / "lists").mkdir()
+    (example_dir / "lists" / "readers.csv").write_bytes(
+        b"\xef\xbb\xbfname,email,profile,send_at,timezone\r\n"
+        b"linus,linus@example.org,agents,,\r\n"
+        b'"barbara",barbara@example.org,rl,06:00,Asia/Tokyo\r\n'
+        b"edsger,edsger@example.org,vision,,Europe/Amsterdam\r\n"
+    )
+    result = run_digest("run", "--config", str(config), "--now", "2026-11-23T07:30:00Z")
+    assert result.returncode == 0, result.stderr
+    out = example_dir / "examples" / "out" / "2026-11-23"
+    for name in ("ada", "grace", "linus", "barbara", "edsger"):
+        message = BytesParser(policy=policy.default).parsebytes((out / f"{name}.eml").read_bytes())
+        assert message["To"].addresses[0].addr_spec == f"{name}@example.org"
+    # each listed reader's digest is ranked by their own profile
+    assert "WebRL: Training LLM Web Agents" in (out / "linus.txt").read_text()
+    assert "RLHF Workflow: From Reward Modeling to Online RLHF" in (out / "barbara.txt").read_text()
+    assert "Vision-Language Generative Models" in (out / "edsger.txt").read_text()
+    assert "RLHF Workflow" not in (out / "edsger.txt").read_text()
+    # 13:00 UTC is still the 23rd in Tokyo: every reader has had that date's digest
+    again = run_digest("run", "--config", str(config), "--now", "2026-11-23T13:00:00Z")
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("already delivered") == 6  # five subscribers and the wiki page
