@@ -243,6 +243,11 @@ TABLE_PROBLEMS = {
         "subscriber_lists[0].path",
         "not a regular file",
     ),
+    "a file as a directory": (
+        '[[subscriber_lists]]\npath = "digest.toml/x.csv"\n',
+        "subscriber_lists[0].path",
+        "cannot read",
+    ),
     "twice": (LIST + LIST, "subscriber_lists[1].path", "the same file as subscriber_lists[0]"),
     "NUL in the path": (
         '[[subscriber_lists]]\npath = "a\\u0000b"\n',
