@@ -57,10 +57,10 @@ class Spec:
         return self.toml_names.get(name, name)
 
     def allowed(self) -> set[str]:
-        return set(self._allowed)
+        return set(self.allowed_keys)
 
     @cached_property
-    def _allowed(self) -> frozenset[str]:
+    def allowed_keys(self) -> frozenset[str]:
         return frozenset({self.key(f.name) for f in dataclasses.fields(self.record)}) - {
             self.key(name) for name in self.derived
         }
@@ -169,7 +169,7 @@ class Reader:
     ) -> dict[str, Any]:
         """The fields of `spec.record` read from the table `value` (the one at `key`), each
         checked by checks.CHECKS; the `derived` and `custom` ones are left to the caller."""
-        t = self.table(value, key, spec._allowed)
+        t = self.table(value, key, spec.allowed_keys)
         values: dict[str, Any] = {}
         for k in spec.plan:
             default = defaults.get(k.field, k.default) if defaults else k.default
