@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -144,8 +145,10 @@ def check_config(config_path: str) -> None:
     for feed in config.feeds:
         weight = f" ×{feed.weight:g}" if feed.weight != 1.0 else ""
         click.echo(f"    {feed.name}: {redacted(feed.url)}{weight}")
-    click.echo(f"  profiles ({len(config.profiles)}):")
-    for profile in config.profiles.values():
+    many = len(config.profiles) > LIST_AT_MOST
+    more = f": more than {LIST_AT_MOST}, so not listed one by one" if many else ":"
+    click.echo(f"  profiles ({len(config.profiles):,}){more}")
+    for profile in () if many else config.profiles.values():
         terms = ", ".join(term for term, _ in profile.keywords)
         limits = f"max {profile.max_entries}, min score {profile.min_score:g}"
         if profile.sections == "feed":
@@ -153,12 +156,7 @@ def check_config(config_path: str) -> None:
         elif profile.sections == "tag":
             limits += "; sections by tag: " + ", ".join(tag for tag, _ in profile.tags)
         click.echo(f"    {profile.name}: {terms}; {limits}")
-    click.echo(f"  subscribers ({len(config.subscribers)}):")
-    for sub in config.subscribers:
-        click.echo(
-            f"    {sub.name} <{sub.email}>: profile {sub.profile}, "
-            f"at {sub.send_at:%H:%M} {sub.timezone}"
-        )
+    _print_subscribers(config)
     delivery = (
         f"SMTP {config.smtp.host}:{config.smtp.port} ({config.smtp.security})"
         if config.smtp
@@ -172,6 +170,29 @@ def check_config(config_path: str) -> None:
         click.echo(
             f"  webhook {hook.name}: {endpoint(hook.url)} ({hook.format}, profile "
             f"{hook.profile}, at {hook.send_at:%H:%M} {hook.timezone})"
+        )
+
+
+#: subscribers check-config lists one by one; beyond, it gives their counts only
+LIST_AT_MOST = 20
+
+
+def _print_subscribers(config: Config) -> None:
+    """Counts, by where they came from; each subscriber only when there are few."""
+    total = len(config.subscribers)
+    listed = sum(x.count for x in config.subscriber_lists)
+    sources = [f"{total - listed:,} in the config"] + [
+        f"{x.count:,} from {os.path.relpath(x.path, config.path.parent)}"
+        for x in config.subscriber_lists
+    ]
+    origin = f" ({', '.join(sources)})" if config.subscriber_lists else ""
+    few = total <= LIST_AT_MOST
+    more = "" if few else f"; more than {LIST_AT_MOST}, so not listed one by one"
+    click.echo(f"  subscribers: {total:,}{origin}{more}")
+    for sub in config.subscribers if few else ():
+        click.echo(
+            f"    {sub.name} <{sub.email}>: profile {sub.profile}, "
+            f"at {sub.send_at:%H:%M} {sub.timezone}"
         )
 
 

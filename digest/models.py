@@ -201,6 +201,17 @@ class WebhookOutput:
 
 
 @dataclass(frozen=True, slots=True)
+class SubscriberList:
+    """One `[[subscriber_lists]]` entry: a CSV file whose rows are read into
+    `Config.subscribers`, after the `[[subscribers]]` tables, in file order."""
+
+    #: the CSV file, resolved against the config file's directory
+    path: Path
+    #: how many subscribers it holds
+    count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A validated configuration file."""
 
@@ -213,6 +224,8 @@ class Config:
     markdown: tuple[MarkdownOutput, ...]
     fetch: FetchSettings = FetchSettings()
     webhooks: tuple[WebhookOutput, ...] = ()
+    #: where the subscribers after the `[[subscribers]]` tables came from, in their order
+    subscriber_lists: tuple[SubscriberList, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

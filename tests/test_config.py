@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from conftest import RunDigest
 
 from digest.config import load_config
 from digest.errors import ConfigError
+from digest.rank.terms import compile_term, term_problem
 
 FEED = '[[feeds]]\nname = "papers"\nurl = "papers.rss"\n'
 PROFILE = "[profiles.rl]\nkeywords = { RLHF = 2 }\n"
@@ -464,3 +466,21 @@ def test_a_bad_profile_key_is_one_line_naming_it(
     error = config_error(write(tmp_path, FEED + "[profiles.rl]\n" + body + "\n"))
     assert error.key is not None and error.key.startswith(f"profiles.rl.{key}")
     assert reason in error.reason
+
+
+TERMS = ["RLHF", "trans*former", "tr*", "tra*", "--", "reward model*", "a*", "x", " * ", "µ-law"]
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_the_config_refuses_a_term_exactly_as_the_term_language_does(
+    tmp_path: Path, term: str
+) -> None:
+    """One place for the term language: rank/terms.py's rules, not a copy of them here."""
+    text = FEED + "[profiles.rl]\nkeywords = { " + json.dumps(term) + " = 1 }\n"
+    problem = term_problem(term)
+    if problem is None:
+        (profile,) = load_config(write(tmp_path, text)).profiles.values()
+        assert profile.keywords == ((term.strip(), 1.0),)
+        assert compile_term(term.strip())[0].strip()  # a key to look for
+    else:
+        assert config_error(write(tmp_path, text)).reason == problem

@@ -68,6 +68,12 @@ EXAMPLE["profiles"]["rl"].update(
     tags={"alignment": ["RLHF", "alignment"]},
 )
 EXAMPLE["profiles"]["agents"]["sections"] = "feed"
+EXAMPLE["subscriber_lists"] = [{"path": "subscribers.csv"}]
+LIST_TEXT = (
+    "name,email,profile,send_at,timezone\n"
+    "linus,linus@example.org,agents,,\n"
+    '"Hopper, Grace",hopper@example.org,rl,06:00,Asia/Tokyo\n'
+)
 EXAMPLE["feeds"][0]["type"] = "rss"
 
 
@@ -210,6 +216,7 @@ DIRECTORY = Path(
     tempfile.mkdtemp(prefix="digest-config-fuzz-", dir=_SHM if _SHM.is_dir() else None)
 )
 atexit.register(shutil.rmtree, DIRECTORY, ignore_errors=True)
+(DIRECTORY / "subscribers.csv").write_text(LIST_TEXT, encoding="utf-8")
 
 
 def load_text(text: str) -> Config | None:
@@ -220,7 +227,8 @@ def load_text(text: str) -> Config | None:
         config = load_config(path)
     except ConfigError as e:
         message = str(e)
-        assert message.startswith(str(path)), message
+        # the config file, or a [[subscriber_lists]] file (named relative to the config file)
+        assert message.startswith(str(path)) or message.startswith(str(DIRECTORY)), message
         assert "\n" not in message and "\r" not in message, repr(message)
         assert e.reason, message
         assert "Traceback" not in message
@@ -304,6 +312,7 @@ def test_the_fuzzed_base_document_is_valid() -> None:
     config = load_text(toml_document(EXAMPLE))
     assert config is not None
     assert config.webhooks and config.smtp is not None and config.smtp.data_timeout == 600
+    assert [s.name for s in config.subscribers[-2:]] == ["linus", "Hopper, Grace"]
 
 
 @FUZZ
@@ -336,6 +345,83 @@ def test_any_key_left_out_is_accepted_or_one_line(path: tuple[Any, ...]) -> None
 @given(st.dictionaries(KEYS, VALUES, max_size=8))
 def test_random_documents_are_accepted_or_one_line(doc: dict[str, Any]) -> None:
     load_text(toml_document(doc))
+
+
+# --- subscriber lists: whatever the CSV file holds -----------------------------------------
+
+COLUMNS = ["name", "email", "profile", "send_at", "timezone"]
+GOOD_FIELDS = {
+    "name": st.one_of(
+        st.sampled_from(["Hopper, Grace", 'say "hi"']),
+        st.text("abcdefghij", min_size=3, max_size=9),
+    ),
+    "email": st.sampled_from(["linus@example.org", "h@b\u00fccher.example", "x@localhost"]),
+    "profile": st.sampled_from(["rl", "agents", "vision"]),
+    "send_at": st.sampled_from(["", "07:00", "23:59:59"]),
+    "timezone": st.sampled_from(["", "Asia/Tokyo", "UTC"]),
+}
+CSV_FIELDS = st.one_of(
+    TRICKY,
+    st.text(st.characters(blacklist_characters="\0"), max_size=12),
+    st.sampled_from([",", '"', '""', "\n", "ada", "nope", "24:00", "Mars/Olympus", "x\ny"]),
+)
+HEADERS = st.one_of(
+    st.just(COLUMNS),
+    st.just(COLUMNS[:3]),
+    st.permutations(COLUMNS),
+    st.lists(st.sampled_from([*COLUMNS, "phone", "Name", " email", ""]), max_size=6),
+)
+
+
+# one in twenty: hypothesis draws the boundaries of an integer range far more often than that
+RARELY = st.sampled_from([False] * 19 + [True])
+
+
+def csv_field(value: str, quote: bool) -> str:
+    if quote or any(c in value for c in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+@st.composite
+def csv_files(draw: st.DrawFn) -> bytes:
+    """A CSV file near a valid list: a header, rows of likely and hostile fields, each
+    field quoted or not (and now and then a quote left open), any line ends, a BOM, a
+    stray byte."""
+    header = list(draw(HEADERS))
+    lines = [",".join(header)]
+    for _ in range(draw(st.integers(0, 6))):
+        width = len(header) + draw(st.sampled_from([0] * 18 + [-1, 1]))
+        fields = []
+        for i in range(max(width, 0)):
+            column = header[i] if i < len(header) else ""
+            good = GOOD_FIELDS.get(column)
+            hostile = good is None or draw(RARELY)
+            value = draw(CSV_FIELDS if hostile else good)
+            fields.append(value if draw(RARELY) else csv_field(value, draw(st.booleans())))
+        lines.append(",".join(fields))
+    end = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    text = end.join(lines) + draw(st.sampled_from(["", end, end + end]))
+    data = text.encode("utf-8", errors="surrogatepass")
+    if draw(st.booleans()):
+        data = b"\xef\xbb\xbf" + data
+    if draw(RARELY):
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.sampled_from([b"\0", b"\xff", b"\xc3", b'"'])) + data[at:]
+    return data
+
+
+@FUZZ
+@given(csv_files())
+def test_any_subscriber_list_is_read_or_one_line(data: bytes) -> None:
+    (DIRECTORY / "fuzz.csv").write_bytes(data)
+    doc = {**EXAMPLE, "subscriber_lists": [{"path": "fuzz.csv"}]}
+    config = load_text(toml_document(doc))
+    if config is not None:
+        (listed,) = config.subscriber_lists
+        assert len(config.subscribers) == len(EXAMPLE["subscribers"]) + listed.count
+        assert len({s.name for s in config.subscribers}) == len(config.subscribers)
+        assert all(s.profile in config.profiles for s in config.subscribers)
 
 
 EXAMPLE_TEXT = (ROOT / "config.example.toml").read_text(encoding="utf-8")

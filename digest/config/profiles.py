@@ -1,10 +1,9 @@
-"""Profiles: the term language (words, phrases, prefixes, acronyms), followed names,
+"""Profiles: terms (the term language is rank/terms.py's), followed names,
 field weights and sections. The scalar keys (limits, boosts) are read by the generic table
 reader from Profile's fields; what has a syntax of its own is read here."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -16,6 +15,7 @@ from ..models import (
     Sections,
     Settings,
 )
+from ..rank.terms import term_problem
 from .tables import Reader, Spec, kind, quote
 
 _SECTIONS: tuple[Sections, ...] = ("feed", "tag")
@@ -124,19 +124,11 @@ class ProfileReader(Reader):
         return "tag", tuple(tags)
 
     def term(self, term: object, key: str) -> str:
-        """A profile term: a word, a phrase, or a prefix ending in a single "*"."""
+        """A profile term, as the term language (rank/terms.py) has it."""
         self.check(isinstance(term, str) and bool(term.strip()), key, "must be a non-empty string")
         text = cast(str, term).strip()
-        stem = text.removesuffix("*")
-        self.check("*" not in stem, key, f"{text!r}: '*' may only end a term, as in 'transformer*'")
-        self.check(
-            bool(re.search(r"\w", stem)), key, f"{text!r} has no letters or digits to look for"
-        )
-        self.check(
-            stem == text or len(stem.strip()) >= 3,
-            key,
-            f"{text!r}: a prefix needs at least 3 characters before '*'",
-        )
+        problem = term_problem(text)
+        self.check(problem is None, key, problem or "")
         return text
 
     def terms(self, t: Mapping[str, Any], key: str, name: str) -> tuple[str, ...]:

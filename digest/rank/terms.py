@@ -63,10 +63,32 @@ def stem(word: str) -> str:
     return w
 
 
+#: characters a prefix needs before its "*": a shorter one would match half the vocabulary
+MIN_PREFIX = 3
+_WORD = re.compile(r"\w")
+
+
+def term_problem(term: str) -> str | None:
+    """Why `term` is not a term of the language (a word, a phrase, an ACRONYM, or a prefix
+    ending in one "*"), in a few words; None when it is. The config refuses a profile term
+    with this reason, so `compile_term` only ever sees terms it accepts."""
+    text = term.strip()
+    if not text:
+        return "must be a non-empty string"
+    start = text.removesuffix("*")
+    if "*" in start:
+        return f"{text!r}: '*' may only end a term, as in 'transformer*'"
+    if not _WORD.search(start):
+        return f"{text!r} has no letters or digits to look for"
+    if start != text and len(start.strip()) < MIN_PREFIX:
+        return f"{text!r}: a prefix needs at least {MIN_PREFIX} characters before '*'"
+    return None
+
+
 @lru_cache(maxsize=65536)
 def compile_term(term: str) -> tuple[str, ...]:
-    """The keys of a profile term (stems for the trie, text for the automaton); the first
-    is the term's identity.
+    """The keys of a profile term that `term_problem` accepts (stems for the trie, text for
+    the automaton); the first is the term's identity.
 
     Two terms with the same first key are the same term ("model" and "models")."""
     text = term.strip()
