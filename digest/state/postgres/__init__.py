@@ -203,6 +203,7 @@ def _reason(e: psycopg.Error) -> str:
     text = first_line(e)
     text = re.sub(r"^connection failed:\s*", "", text)
     text = re.sub(r"^connection to server (at|on) .*?failed:\s*", "", text)
+    text = re.sub(r"^(FATAL|ERROR):\s+", "", text)
     return text.rstrip(".") or type(e).__name__
 
 
