@@ -152,7 +152,8 @@ def postgres_server() -> Iterator[PostgresServer]:
         import psycopg  # noqa: F401
     except ImportError:
         _unavailable("psycopg is not installed (pip install -e '.[postgres]')")
-    base = Path(tempfile.mkdtemp(prefix="digest-pg-"))
+    # as root, in /tmp: the server user must reach the directory (TMPDIR may be root's own)
+    base = Path(tempfile.mkdtemp(prefix="digest-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     data = base / "data"
     user = PG_USER if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     initdb = [str(bindir / "initdb"), "-D", str(data), "-U", user, "--auth=trust"]
