@@ -13,13 +13,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PostgresServer
+from conftest import PostgresServer, RunDigest
 
+from digest.config import load_config
 from digest.dedupe import merge
-from digest.errors import StateError, StateLockedError
+from digest.errors import ConfigError, StateError, StateLockedError
 from digest.models import Delivery, ParsedEntry
 from digest.state import daemon_lock, open_store, serving_pid
 
@@ -289,7 +291,7 @@ except StateError as e:
 """
 
 
-def test_digest_works_without_psycopg(tmp_path: Any) -> None:
+def test_digest_works_without_psycopg(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT, str(tmp_path)],
         capture_output=True,
@@ -300,3 +302,65 @@ def test_digest_works_without_psycopg(tmp_path: Any) -> None:
     count, error = done.stdout.splitlines()
     assert count == "0"
     assert "needs psycopg" in error and "pip install 'digest[postgres]'" in error
+
+
+# --- the CLI on a PostgreSQL state -----------------------------------------------------------
+
+
+def test_digest_run_with_a_postgresql_state_end_to_end(
+    example_dir: Path, run_digest: RunDigest, url: str
+) -> None:
+    """The bundled example with `[digest] state` pointed at the server: a dry run leaves
+    the database empty, a run delivers and records, a second run sends nothing again."""
+    config = example_dir / "config.example.toml"
+    text = config.read_text()
+    assert 'state = "examples/state/digest.sqlite"' in text
+    config.write_text(text.replace('state = "examples/state/digest.sqlite"', f'state = "{url}"'))
+    now = "2026-11-23T07:30:00Z"
+    dry = run_digest("run", "--config", str(config), "--dry-run", "--now", now)
+    assert dry.returncode == 0, dry.stderr
+    assert everything(url) == {}
+    first = run_digest("run", "--config", str(config), "--now", now)
+    assert first.returncode == 0, first.stderr
+    assert not (example_dir / "examples" / "state").exists()  # no SQLite file beside
+    out = example_dir / "examples" / "out" / "2026-11-23"
+    assert "RLHF Workflow" in (out / "ada.txt").read_text()
+    rows = everything(url)
+    assert len(rows["deliveries"]) == 3 and len(rows["feeds"]) == 3
+    assert all(row[2] in ("sent", "written") for row in rows["deliveries"]), rows["deliveries"]
+    again = run_digest("run", "--config", str(config), "--now", "2026-11-23T21:00:00Z")
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("already delivered") == 3
+    status = run_digest("status", "--config", str(config), "--now", "2026-11-23T21:00:00Z")
+    assert status.returncode == 0, status.stderr
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("postgresql://digest@db.example.org/digest", "postgresql://digest@db.example.org/digest"),
+        ("postgres:///digest?host=/run/postgresql", "postgres:///digest?host=/run/postgresql"),
+        ("state/digest.sqlite", None),  # a path, relative like the file
+    ],
+)
+def test_the_config_keeps_a_state_url_as_written(
+    tmp_path: Path, state: str, expected: str | None
+) -> None:
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[digest]\nstate = "{state}"\n[[feeds]]\nname = "f"\nurl = "f.xml"\n')
+    found = load_config(config).settings.state
+    assert found == (expected or tmp_path / "state" / "digest.sqlite")
+
+
+def test_the_config_refuses_a_state_url_with_a_password_without_echoing_it(
+    tmp_path: Path,
+) -> None:
+    for state in (
+        "postgresql://digest:s3cr3t-pw@db/digest",
+        "postgresql://db/d?password=s3cr3t-pw",
+    ):
+        config = tmp_path / "digest.toml"
+        config.write_text(f'[digest]\nstate = "{state}"\n[[feeds]]\nname = "f"\nurl = "f.xml"\n')
+        with pytest.raises(ConfigError, match=r"digest\.state: a password in the state's URL") as e:
+            load_config(config)
+        assert "s3cr3t-pw" not in str(e.value)
