@@ -3,10 +3,8 @@ and the outbox."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
-
-from psycopg import errors as pgerrors
 
 from ...errors import StateError
 from ...models import DONE, Delivery
@@ -22,33 +20,47 @@ class Ledger(Base):
 
     @guarded
     def record_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        days = [d.local_date.isoformat() for d in deliveries]
+        readers = [d.reader for d in deliveries]
         with self._transaction() as db:
-            for d in deliveries:
-                day = d.local_date.isoformat()
-                db.execute(
-                    """DELETE FROM deliveries WHERE reader = %s AND local_date = %s
-                       AND status = 'folded'""",
-                    (d.reader, day),
-                )
-                try:
-                    with db.transaction():  # the error below is ours, the step's undo
-                        db.execute(
-                            """INSERT INTO deliveries (reader, local_date, status, message_id,
-                                   entry_ids, cutoff, created_at, target, message, attempts,
-                                   last_error)
-                               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                            (d.reader, day, d.status, d.message_id,
-                             rows.dump_strings(d.entry_ids), rows.ts(d.cutoff),
-                             rows.ts(d.created_at), d.target, d.message, d.attempts,
-                             d.last_error),
-                        )  # fmt: skip
-                except pgerrors.UniqueViolation as e:
-                    raise StateError(
-                        f"the state {self.location} already has a digest for {d.reader} "
-                        f"on {day}; none of these {len(deliveries)} was stored"
-                    ) from e
-                if d.status in DONE:
-                    _mark_entries(db, d.reader, d.local_date, d.entry_ids)
+            db.execute(
+                """DELETE FROM deliveries d USING unnest(%s::text[], %s::text[]) AS k(r, day)
+                   WHERE d.reader = k.r AND d.local_date = k.day AND d.status = 'folded'""",
+                (readers, days),
+            )
+            cursor = db.execute(
+                """INSERT INTO deliveries (reader, local_date, status, message_id, entry_ids,
+                       cutoff, created_at, target, message, attempts, last_error)
+                   SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],
+                       %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[],
+                       %s::bigint[], %s::text[])
+                   ON CONFLICT (reader, local_date) DO NOTHING
+                   RETURNING reader, local_date""",
+                (readers, days, [d.status for d in deliveries],
+                 [d.message_id for d in deliveries],
+                 [rows.dump_strings(d.entry_ids) for d in deliveries],
+                 [rows.ts(d.cutoff) for d in deliveries],
+                 [rows.ts(d.created_at) for d in deliveries], [d.target for d in deliveries],
+                 [d.message for d in deliveries], [d.attempts for d in deliveries],
+                 [d.last_error for d in deliveries]),
+            )  # fmt: skip
+            stored = {(row["reader"], row["local_date"]) for row in cursor}
+            if len(stored) < len(deliveries):  # the first one already there, in order
+                seen: set[tuple[str, str]] = set()
+                for reader, day in zip(readers, days, strict=True):
+                    if (reader, day) not in stored or (reader, day) in seen:
+                        raise StateError(
+                            f"the state {self.location} already has a digest for {reader} "
+                            f"on {day}; none of these {len(deliveries)} was stored"
+                        )
+                    seen.add((reader, day))
+            _mark_entries(
+                db,
+                [(d.reader, i, d.local_date) for d in deliveries if d.status in DONE
+                 for i in d.entry_ids],
+            )  # fmt: skip
 
     @guarded
     def mark_done(
@@ -70,7 +82,8 @@ class Ledger(Base):
                 (status, target, attempts, *key),
             )
             try:
-                _mark_entries(db, reader, local_date, rows.strings(row, "entry_ids"))
+                ids = rows.strings(row, "entry_ids")
+                _mark_entries(db, [(reader, i, local_date) for i in ids])
             except rows.BadValue as e:  # it went out: recorded, and only its entries lost
                 self._skip(f"the entries of the digest of {reader} on {local_date}", e)
 
@@ -113,12 +126,12 @@ class Ledger(Base):
         return frozenset(folded)
 
 
-def _mark_entries(db: Connection, reader: str, local_date: date, entry_ids: Iterable[str]) -> None:
-    marks = [(reader, i, local_date.isoformat()) for i in entry_ids]
+def _mark_entries(db: Connection, marks: Sequence[tuple[str, str, date]]) -> None:
+    """Entries (reader, entry id, local date) sent to their readers, in one statement."""
     if marks:
-        with db.cursor() as cursor:
-            cursor.executemany(
-                """INSERT INTO delivered_entries (reader, entry_id, local_date)
-                   VALUES (%s, %s, %s) ON CONFLICT DO NOTHING""",
-                marks,
-            )
+        db.execute(
+            """INSERT INTO delivered_entries (reader, entry_id, local_date)
+               SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])
+               ON CONFLICT DO NOTHING""",
+            ([m[0] for m in marks], [m[1] for m in marks], [m[2].isoformat() for m in marks]),
+        )
