@@ -145,10 +145,13 @@ def _add_entries(
     backlog_before: datetime | None,
 ) -> int:
     """Store each candidate as a new entry, or as one more sighting of the entry any of its
-    keys already names (with its new keys and feeds, and a newer arXiv version)."""
+    keys already names (with its new keys and feeds, and a newer arXiv version). Decided in
+    order, as SQLite does one by one; written in a few statements (`_insert`)."""
     hashes = [[rows.key_hash(k) for k in c.keys or (c.id,)] for c in candidates]
     known = _lookup(db, [h for hs in hashes for h in hs])
-    new = 0
+    entry_rows: list[tuple[object, ...]] = []
+    added: list[tuple[str, bool]] = []  # (id, backlog) of each entry inserted, in order
+    newer: list[tuple[int, str | None, str, int]] = []
     key_rows: list[tuple[bytes, str | None]] = []
     feed_rows: list[tuple[str, str, str]] = []
     for c, keys in zip(candidates, hashes, strict=True):
@@ -157,47 +160,76 @@ def _add_entries(
         if match is not None:
             entry_id = known[match]
             if entry_id is not None and e.arxiv_version is not None:
-                db.execute(
-                    """UPDATE entries SET arxiv_version = %s, announce_type = %s
-                       WHERE id = %s AND coalesce(arxiv_version, 0) < %s""",
-                    (e.arxiv_version, e.announce_type, entry_id, e.arxiv_version),
-                )
+                newer.append((e.arxiv_version, e.announce_type, entry_id, e.arxiv_version))
         else:
             entry_id = c.id
             backlog = backlog_before is not None and (
                 e.published is None or e.published < backlog_before
             )
-            inserted = db.execute(
-                """INSERT INTO entries (id, title, link, summary, published, authors,
-                       organisation, upvotes, first_seen, categories, arxiv_id, arxiv_version,
-                       announce_type, backlog)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT (id) DO NOTHING""",
+            entry_rows.append(
                 (entry_id, e.title, e.link, e.summary,
                  rows.ts(e.published) if e.published else None, rows.dump_strings(e.authors),
                  e.organisation, e.upvotes, seen, rows.dump_strings(e.categories), e.arxiv_id,
-                 e.arxiv_version, e.announce_type, int(backlog)),
-            ).rowcount  # fmt: skip
-            new += inserted > 0 and not backlog
+                 e.arxiv_version, e.announce_type, int(backlog))
+            )  # fmt: skip
+            added.append((entry_id, backlog))
         for h in keys:
             if h not in known:
                 known[h] = entry_id
                 key_rows.append((h, entry_id))
         if entry_id is not None:
             feed_rows.extend((entry_id, feed, seen) for feed in c.feeds)
-    with db.cursor() as cursor:
-        if key_rows:
+    inserted = set(_insert(db, _ENTRIES, entry_rows, returning="id"))
+    new = 0
+    for entry_id, backlog in added:  # an id inserted twice in one fetch counts once
+        if entry_id in inserted:
+            inserted.discard(entry_id)
+            new += not backlog
+    if newer:
+        with db.cursor() as cursor:
             cursor.executemany(
-                "INSERT INTO entry_keys (key, entry_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                key_rows,
+                """UPDATE entries SET arxiv_version = %s, announce_type = %s
+                   WHERE id = %s AND coalesce(arxiv_version, 0) < %s""",
+                newer,
             )
-        if feed_rows:
-            cursor.executemany(
-                """INSERT INTO entry_feeds (entry_id, feed, first_seen) VALUES (%s, %s, %s)
-                   ON CONFLICT DO NOTHING""",
-                feed_rows,
-            )
+    _insert(db, _KEYS, key_rows)
+    _insert(db, _FEEDS, feed_rows)
     return new
+
+
+# each: the table with its columns, and their types (for the arrays unnest takes)
+_ENTRIES = (
+    "entries (id, title, link, summary, published, authors, organisation, upvotes, first_seen,"
+    " categories, arxiv_id, arxiv_version, announce_type, backlog)",
+    ("text", "text", "text", "text", "text", "text", "text", "bigint", "text", "text", "text",
+     "bigint", "text", "bigint"),
+)  # fmt: skip
+_KEYS = ("entry_keys (key, entry_id)", ("bytea", "text"))
+_FEEDS = ("entry_feeds (entry_id, feed, first_seen)", ("text", "text", "text"))
+
+
+def _insert(
+    db: Connection,
+    table: tuple[str, tuple[str, ...]],
+    values: Sequence[tuple[object, ...]],
+    *,
+    returning: str | None = None,
+) -> list[object]:
+    """Insert rows in their order in one statement, skipping those already there; the
+    `returning` column of the rows inserted."""
+    if not values:
+        return []
+    into, types = table
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    columns = ", ".join(f"c{i}" for i in range(len(types)))
+    sql = (
+        f"INSERT INTO {into} SELECT {columns} FROM unnest({arrays}) WITH ORDINALITY "
+        f"AS t({columns}, n) ORDER BY n ON CONFLICT DO NOTHING"
+    )
+    if returning:
+        sql += f" RETURNING {returning}"
+    cursor = db.execute(sql, [list(column) for column in zip(*values, strict=True)])
+    return [row[returning] for row in cursor] if returning else []
 
 
 def _lookup(db: Connection, hashes: Sequence[bytes]) -> dict[bytes, str | None]:
