@@ -364,3 +364,24 @@ def test_the_config_refuses_a_state_url_with_a_password_without_echoing_it(
         with pytest.raises(ConfigError, match=r"digest\.state: a password in the state's URL") as e:
             load_config(config)
         assert "s3cr3t-pw" not in str(e.value)
+
+
+def test_digest_run_with_an_unreachable_database_is_one_line(
+    example_dir: Path, run_digest: RunDigest
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = example_dir / "config.example.toml"
+    state = f"postgresql://digest@127.0.0.1:{port}/digest"
+    text = config.read_text()
+    config.write_text(text.replace('state = "examples/state/digest.sqlite"', f'state = "{state}"'))
+    result = run_digest("run", "--config", str(config), "--now", "2026-11-23T07:30:00Z")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: the state {state}: cannot connect to the PostgreSQL server at 127.0.0.1 port "
+        f"{port} (Connection refused)"
+    ]
+    assert not (example_dir / "examples" / "out").exists()  # nothing delivered
