@@ -22,8 +22,8 @@ class Settings:
     """The `[digest]` table: defaults shared by every subscriber and output."""
 
     title: str
-    #: absolute path of the SQLite state file
-    state: Path
+    #: absolute path of the SQLite state file, or the URL of a database (postgresql://…)
+    state: Path | str
     #: absolute directory where digests are written when there is no `[smtp]`
     output: Path
     #: IANA zone name, the default for subscribers and the zone of Markdown pages

@@ -366,7 +366,7 @@ def _log_delivery(report: pipeline.DeliveryReport) -> None:
 
 
 @contextmanager
-def daemon_lock(state_path: Path) -> Iterator[None]:
+def daemon_lock(state_path: Path | str) -> Iterator[None]:
     """Held for the daemon's lifetime, on the state itself (so a second daemon on the same
     database is refused under any of its names), beside the writer lock that each job
     takes only while it runs, so `digest run` and `digest status` still work meanwhile."""
@@ -374,7 +374,7 @@ def daemon_lock(state_path: Path) -> Iterator[None]:
         yield
 
 
-def serving_pid(state_path: Path) -> int | None:
+def serving_pid(state_path: Path | str) -> int | None:
     """The pid of the `digest serve` holding this state (-1: one does, pid unknown), or
     None when none runs."""
     return state.serving_pid(state_path)

@@ -1,7 +1,8 @@
 """The Store contract, for every store: the ledger, the windows, the modes, the bulk reads.
 
 Each test opens its state through the `state` fixture, which yields an opener for one fresh
-state (a temporary SQLite file here; issue 15 adds PostgreSQL as a second parameter).
+state: a temporary SQLite file, or a new database on a PostgreSQL server (conftest's
+`postgres_server`; skipped without one, unless CI is set).
 Everything about the SQLite file itself is in test_state_sqlite.py.
 """
 
@@ -25,15 +26,25 @@ BEFORE = T0 - timedelta(days=1)
 Opener = Callable[..., Store]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens one fresh state in a mode (`state()`: write, `state("read")` …)."""
-    location = tmp_path / "state.sqlite"
+    """Opens one fresh state in a mode (`state()`: write, `state("read")` …): a new SQLite
+    file, or a new database on the session's PostgreSQL server."""
+    location: Path | str = tmp_path / "state.sqlite"
+    server = None
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        location = server.create_database()
 
     def opener(mode: Mode = "write") -> Store:
         return open_store(location, mode)
 
     yield opener
+    if server is not None:
+        from digest.state.postgres import close_pools
+
+        close_pools()
+        server.drop_database(str(location))
 
 
 def cands(feed: str, *links: str, published: datetime | None = T0) -> list[Candidate]:

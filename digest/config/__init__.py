@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from datetime import time
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from ..models import (
@@ -73,12 +74,15 @@ _TOP_KEYS = {
 }
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 _SEND_AT = time(7, 0)
+#: a state that is a URL (a database) rather than a path: `scheme://`
+_STORE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 # the file's defaults for what the records leave without one; every other default is the
 # record's own (models.py)
 SETTINGS = Spec(
     Settings,
     "digest",
+    custom=frozenset({"state"}),
     defaults={
         "title": "Digest",
         "state": "digest.sqlite",
@@ -125,7 +129,8 @@ class _Document(ProfileReader):
 
     def config(self, raw: Mapping[str, Any], path: Path) -> Config:
         self.table(raw, "", _TOP_KEYS)
-        settings = Settings(**self.record_fields(SETTINGS, raw.get("digest", {}), "digest"))
+        fields = self.record_fields(SETTINGS, raw.get("digest", {}), "digest")
+        settings = Settings(**fields, state=self.state(raw.get("digest", {})))
         smtp = self.smtp(raw["smtp"]) if "smtp" in raw else None
         fetch = FetchSettings(**self.record_fields(FETCH, raw.get("fetch", {}), "fetch"))
         feeds = self.items(raw, "feeds", self.feed)
@@ -256,6 +261,26 @@ class _Document(ProfileReader):
             )
             source = str(self.path(url, f"{key}.url"))
         return FeedConfig(**fields, source=source, type=cast(FeedType | None, kind))
+
+    def state(self, table: Mapping[str, Any]) -> Path | str:
+        """`[digest] state`: a path (an SQLite file, relative like this file) or the URL of
+        a database, kept as written: the store checks its kind when it opens it. A password
+        in it is refused here, unechoed (libpq's PGPASSWORD or ~/.pgpass hold one)."""
+        value: str = self.get(table, "digest", "state", str, SETTINGS.defaults["state"])
+        if not _STORE_URL.match(value):
+            return self.path(value, "digest.state")
+        try:
+            parts = urlsplit(value)
+            secret = parts.password is not None or "password=" in parts.query.lower()
+        except ValueError:
+            secret = False
+        self.check(
+            not secret,
+            "digest.state",
+            "a password in the state's URL is refused (it would show in logs and process "
+            "lists): put it in PGPASSWORD or ~/.pgpass",
+        )
+        return value
 
     def markdown(self, value: object, key: str) -> MarkdownOutput:
         fields = self.record_fields(MARKDOWN, value, key)

@@ -3,8 +3,9 @@
 Everything above the store (collect, the pipeline, the daemon, the CLI, the library) talks
 to `Store` and opens one with `open_store`, which picks the implementation from what
 `[digest] state` names: a path is an SQLite file (`digest.state.sqlite`, the only module
-that imports sqlite3); a URL names its kind by scheme (`STORES`; issue 15 adds
-`postgresql://`). A new kind of store is one module and one entry in `STORES`.
+that imports sqlite3); a URL names its kind by scheme (`STORES`): `postgresql://` (or
+`postgres://`) is a PostgreSQL database (`digest.state.postgres`, the only module that
+imports psycopg). A new kind of store is one module and one entry in `STORES`.
 
 Terms used by the contracts below:
 
@@ -270,9 +271,24 @@ def _sqlite() -> StoreKind:
     return StoreKind(sqlite.open_sqlite, sqlite.daemon_lock, sqlite.serving_pid)
 
 
+def _postgres() -> StoreKind:
+    try:
+        from . import postgres
+    except ImportError as e:
+        raise StateError(
+            f"a PostgreSQL state needs psycopg, which is not installed ({e.msg}): "
+            "pip install 'digest[postgres]'"
+        ) from e
+    return StoreKind(postgres.open_postgres, postgres.daemon_lock, postgres.serving_pid)
+
+
 #: URL scheme → the implementation, imported when first used (a driver may not be
 #: installed); a path (no scheme) is an SQLite file
-STORES: dict[str, Callable[[], StoreKind]] = {"": _sqlite}
+STORES: dict[str, Callable[[], StoreKind]] = {
+    "": _sqlite,
+    "postgresql": _postgres,
+    "postgres": _postgres,
+}
 
 
 def _kind(location: Path | str) -> StoreKind:
