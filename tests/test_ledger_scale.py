@@ -1,5 +1,5 @@
-"""The ledger at the size of a big morning: the queries a batched run makes use indexes, and
-old rows are pruned like entries (but each reader's latest digest and Markdown pages)."""
+"""The ledger at the size of a big morning: the queries a batched run makes use indexes (the
+pruning of old ledger rows is a Store contract: tests/test_state.py)."""
 
 from __future__ import annotations
 
@@ -55,32 +55,3 @@ def test_every_query_of_a_batch_uses_an_index(tmp_path: Path) -> None:
     for sql, plan in plans.items():
         scans = [step for step in plan if re.match(r"SCAN (deliveries|delivered_entries)\b", step)]
         assert not scans, f"{sql.strip()[:120]} …: {plan}"
-
-
-def test_pruning_forgets_old_ledger_rows_but_each_readers_latest_and_the_pages(
-    tmp_path: Path,
-) -> None:
-    old, recent = date(2026, 1, 5), date(2026, 11, 19)
-    row = lambda r, d, status="sent": Delivery(r, d, status, None, (), T0, T0)  # noqa: E731
-    with open_store(tmp_path / "state.sqlite") as store:
-        store.record_deliveries([
-            row("subscriber:ada", old), row("subscriber:ada", recent),
-            row("subscriber:gone", old),  # left long ago: its last digest is its window start
-            row("subscriber:grace", old, "empty"), row("subscriber:grace", recent),
-            row("markdown:wiki/{date}.md", old, "written"),
-        ])  # fmt: skip
-        store.prune(T0, keep_days=180)
-        kept = {
-            (reader, d.local_date)
-            for reader in ("subscriber:ada", "subscriber:gone", "subscriber:grace",
-                           "markdown:wiki/{date}.md")
-            for d in store.deliveries(reader)
-        }  # fmt: skip
-        assert kept == {
-            ("subscriber:ada", recent),
-            ("subscriber:gone", old),
-            ("subscriber:grace", recent),
-            ("markdown:wiki/{date}.md", old),
-        }
-        last = store.last_delivery("subscriber:gone")
-        assert last is not None and last.local_date == old

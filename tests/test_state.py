@@ -385,3 +385,32 @@ def test_a_feed_row_moved_to_a_new_key_keeps_its_history_and_drops_the_old_key(
     moved = statuses["https://feeds.example/rss#1"]
     assert (moved.etag, moved.failures, moved.next_fetch) == ('"v1"', 1, T0 + timedelta(hours=2))
     assert moved.fetched_url == "https://feeds.example/rss" and "hunter2" not in str(moved)
+
+
+def test_pruning_forgets_old_ledger_rows_but_each_readers_latest_and_the_pages(
+    state: Opener,
+) -> None:
+    old, recent = date(2026, 1, 5), date(2026, 11, 19)
+    row = lambda r, d, status="sent": Delivery(r, d, status, None, (), T0, T0)  # noqa: E731
+    with state() as store:
+        store.record_deliveries([
+            row("subscriber:ada", old), row("subscriber:ada", recent),
+            row("subscriber:gone", old),  # left long ago: its last digest is its window start
+            row("subscriber:grace", old, "empty"), row("subscriber:grace", recent),
+            row("markdown:wiki/{date}.md", old, "written"),
+        ])  # fmt: skip
+        store.prune(T0, keep_days=180)
+        kept = {
+            (reader, d.local_date)
+            for reader in ("subscriber:ada", "subscriber:gone", "subscriber:grace",
+                           "markdown:wiki/{date}.md")
+            for d in store.deliveries(reader)
+        }  # fmt: skip
+        assert kept == {
+            ("subscriber:ada", recent),
+            ("subscriber:gone", old),
+            ("subscriber:grace", recent),
+            ("markdown:wiki/{date}.md", old),
+        }
+        last = store.last_delivery("subscriber:gone")
+        assert last is not None and last.local_date == old

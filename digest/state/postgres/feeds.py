@@ -111,6 +111,19 @@ class Feeds(Base):
             )
             db.execute(f"DELETE FROM entry_feeds WHERE entry_id IN ({old})", parameters)
             db.execute(f"DELETE FROM delivered_entries WHERE entry_id IN ({old})", parameters)
+            # the ledger too, but each reader's latest digest (its next window starts at its
+            # cutoff) and the Markdown pages' rows (the index and the archive list them)
+            db.execute(
+                """DELETE FROM deliveries WHERE local_date < %(day)s
+                   AND reader NOT LIKE 'markdown:%%'
+                   AND (reader, local_date) NOT IN (
+                       SELECT reader, local_date FROM (
+                           SELECT reader, local_date, row_number() OVER (PARTITION BY reader
+                               ORDER BY cutoff DESC, local_date DESC) AS n
+                           FROM deliveries WHERE status IN ('sent', 'written', 'empty')
+                       ) AS latest WHERE n = 1)""",
+                {"day": (now - timedelta(days=keep_days)).date().isoformat()},
+            )
             return db.execute(
                 "DELETE FROM entries WHERE first_seen < %(cutoff)s", parameters
             ).rowcount
