@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -473,7 +473,7 @@ def _dated_entry_view(entry: Entry, date_shown: str) -> EntryView:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PickView:
     """A pick as the templates show it: its entry's shared view, plus what is the pick's
     own (why line, score, section). The number is the template's (its position)."""
@@ -489,11 +489,25 @@ class PickView:
     why: str
     score: str
     section: str
-    #: the text part's lines after the title, wrapped and indented
-    text_body: str
-    #: the Markdown link (or text) for the title, and the lines after it
+    #: the Markdown link (or text) for the title
     md_title: str
-    md_body: str
+    #: the entry's own lines after the title, as the text and the Markdown parts show them
+    #: (shared by every pick of the entry); the pick's lines are added when asked for
+    text_lines: str
+    md_lines: str
+
+    # made on first use and kept (the view is frozen, not slotted, for these): an email
+    # never asks for the Markdown, a wiki page never for the text
+    @cached_property
+    def text_body(self) -> str:
+        """The text part's lines after the title, wrapped and indented."""
+        why_line = wrap(f"Why: {self.why} — score {self.score}", indent="   ")
+        return f"{self.text_lines}\n{why_line}"
+
+    @cached_property
+    def md_body(self) -> str:
+        """The Markdown part's lines after the title."""
+        return f"{self.md_lines}\n**Why:** {markdown_escape(self.why)} — score {self.score}"
 
 
 #: views of recent picks by (entry id, score, date shown), a key cheaper to hash than the pick
@@ -528,9 +542,9 @@ def _new_pick_view(pick: Pick, shared: EntryView) -> PickView:
         why=reason,
         score=score,
         section=pick.section,
-        text_body=f"{shared.text_lines}\n{wrap(f'Why: {reason} — score {score}', indent='   ')}",
         md_title=shared.md_title,
-        md_body=f"{shared.md_lines}\n**Why:** {markdown_escape(reason)} — score {score}",
+        text_lines=shared.text_lines,
+        md_lines=shared.md_lines,
     )
 
 
