@@ -202,11 +202,18 @@ _NEAR = st.sampled_from(
 )
 _ATOMS = st.lists(st.text(st.sampled_from(list("aZ09!#$%&'*+/=?^_`{|}~-")), min_size=1, max_size=5))
 _LABELS = st.lists(st.text(st.sampled_from(list("aZ09-")), min_size=1, max_size=6), min_size=1)
-_LOCALS = st.one_of(_ATOMS.map(".".join), st.text(_NEAR, min_size=1, max_size=12))
+_LOCALS = st.one_of(
+    _ATOMS.map(".".join),
+    # a dot-atom with one character near it put anywhere: the edge the check must hold
+    st.tuples(_ATOMS.map(".".join), _NEAR, st.integers(0, 12)).map(
+        lambda t: t[0][: t[2]] + t[1] + t[0][t[2] :]
+    ),
+    st.text(_NEAR, min_size=1, max_size=12),
+)
 _DOMAINS = st.one_of(_LABELS.map(".".join), st.text(_NEAR, max_size=12))
 
 
-@settings(max_examples=400)
+@settings(max_examples=600)
 @given(_LOCALS, _DOMAINS)
 def test_an_address_the_check_accepts_is_one_the_email_layer_composes(
     local: str, domain: str

@@ -3,6 +3,7 @@ table; every problem one line naming the file, the line and the column."""
 
 from __future__ import annotations
 
+import gc
 import os
 from datetime import time
 from email import policy
@@ -388,3 +389,12 @@ def test_digest_run_delivers_to_every_listed_subscriber(
     again = run_digest("run", "--config", str(config), "--now", "2026-11-23T13:00:00Z")
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("already delivered") == 6  # five subscribers and the wiki page
+
+
+def test_the_garbage_collector_is_back_on_after_a_list_read_or_refused(tmp_path: Path) -> None:
+    """Reading a list pauses the cyclic collector (its rows make no cycles): only then."""
+    assert gc.isenabled()
+    load_config(write(tmp_path, HEADER + ROWS))
+    assert gc.isenabled()
+    config_error(write(tmp_path, HEADER + ROWS + "zoe,zoe@example.org,nope,,\n"))
+    assert gc.isenabled()
