@@ -8,7 +8,7 @@ from typing import Any
 
 from ...errors import StateRowError
 from ...models import Delivery, Entry
-from .. import rows
+from .. import common, rows
 from .base import Base, guarded
 
 _DONE_SQL = "('sent', 'written', 'empty')"
@@ -55,19 +55,7 @@ class Reading(Base):
 
     @guarded
     def new_entries(self, reader: str | None, after: datetime, until: datetime) -> list[Entry]:
-        window = self.window_entries(after, until)
-        if reader is None:
-            return window
-        have = {e.id for e in window}
-        folded = self.folded_entry_ids([reader])[reader] - have
-        entries = window
-        if folded:
-            entries = sorted(
-                [*window, *self.entries_by_id(folded).values()],
-                key=lambda e: (e.first_seen, e.id),
-            )
-        sent = self.sent_entry_ids([reader], [e.id for e in entries])[reader]
-        return [e for e in entries if e.id not in sent]
+        return common.new_entries(self, reader, after, until)  # type: ignore[arg-type]
 
     @guarded
     def sent_entry_ids(
