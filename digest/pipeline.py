@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -196,10 +197,11 @@ _Group = tuple[datetime, frozenset[str], frozenset[str]]
 class BatchBuilder:
     """The digests of a batch of readers, with the work they share done once.
 
-    Each window's entries are read and decoded once for the whole run (readers whose last
-    digest was the same run share one); what each reader already had is subtracted as a
-    set; readers left with the same candidates are ranked in one pass of the ranker, each
-    distinct profile once. The same digests as `build_digest` makes one by one."""
+    The entries are read and decoded once for the whole run, from the earliest window any
+    reader needs (each reader's window is a slice of it); what each reader already had is
+    subtracted as a set; readers left with the same candidates are ranked in one pass of
+    the ranker, each distinct profile once. The same digests as `build_digest` makes one by
+    one."""
 
     def __init__(
         self, config: Config, now: datetime, problems: Sequence[str], ranker: Ranker
@@ -208,8 +210,12 @@ class BatchBuilder:
         self._now = now
         self._problems = tuple(problems)
         self._ranker = ranker
-        #: window start → its entries, and their ids
-        self._windows: dict[datetime, tuple[list[Entry], frozenset[str]]] = {}
+        #: the entries of the earliest window a batch needed so far (oldest first), their
+        #: first-seen instants (for bisecting), and by id; every later window is a slice
+        self._after: datetime | None = None
+        self._all: list[Entry] = []
+        self._seen_at: list[datetime] = []
+        self._by_id: dict[str, Entry] = {}
 
     async def __call__(
         self, readers: Sequence[tuple[Reader, date]], ledger: Ledger
@@ -222,30 +228,37 @@ class BatchBuilder:
             done = last.get(key)
             if not isinstance(done, StateRowError):
                 starts[key] = done.cutoff if done is not None else now - NEW_READER_WINDOW
-        for after in set(starts.values()) - self._windows.keys():
-            window = await ledger.call(partial(store.window_entries, after, now))
-            self._windows[after] = window, frozenset(e.id for e in window)
+        if starts and (self._after is None or min(starts.values()) < self._after):
+            self._after = min(starts.values())
+            self._all = await ledger.call(partial(store.window_entries, self._after, now))
+            self._seen_at = [e.first_seen for e in self._all]
+            self._by_id = {e.id: e for e in self._all}
+        # each distinct window once per batch: a slice of the earliest (first seen > start)
+        windows: dict[datetime, tuple[list[Entry], frozenset[str]]] = {}
+        for after in set(starts.values()):
+            window = self._all[bisect_right(self._seen_at, after) :]
+            windows[after] = window, frozenset(e.id for e in window)
         readable = list(starts)
         folded = await ledger.call(partial(store.folded_entry_ids, readable))
-        outside = set().union(*folded.values()) if folded else set()
-        used = {after for after in starts.values()}
-        every = frozenset().union(*(self._windows[a][1] for a in used)) if used else frozenset()
-        outside -= every
+        back_ids = set().union(*folded.values()) if folded else set()
+        outside = back_ids - self._by_id.keys()
         extra = await ledger.call(partial(store.entries_by_id, outside)) if outside else {}
-        sent = await ledger.call(partial(store.sent_entry_ids, readable, every | extra.keys()))
+        known = {i: e for i in back_ids if (e := self._by_id.get(i) or extra.get(i))}
+        every = windows[min(windows)][1] if windows else frozenset()
+        sent = await ledger.call(partial(store.sent_entry_ids, readable, every | known.keys()))
         # readers whose candidates are the same list share it, and one ranking of it
         groups: dict[_Group, list[Entry]] = {}
         group_of: dict[str, _Group] = {}
         for key in readable:
-            window, ids = self._windows[starts[key]]
-            back = frozenset(i for i in folded.get(key, ()) if i in extra and i not in ids)
+            window, ids = windows[starts[key]]
+            back = frozenset(i for i in folded.get(key, ()) if i in known and i not in ids)
             had = sent.get(key, frozenset())
             group = (starts[key], back, had)
             group_of[key] = group
             if group not in groups:
                 entries = window
                 if back:
-                    entries = sorted([*window, *(extra[i] for i in back)], key=_window_order)
+                    entries = sorted([*window, *(known[i] for i in back)], key=_window_order)
                 groups[group] = [e for e in entries if e.id not in had] if had else entries
         picks: dict[tuple[_Group, int], list[Pick]] = {}
         profiles_of: dict[_Group, dict[int, Profile]] = {group: {} for group in groups}

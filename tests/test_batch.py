@@ -91,9 +91,14 @@ def test_a_batch_builds_the_same_digests_as_reader_by_reader(tmp_path: Path) -> 
         had = store.sent_entry_ids(["subscriber:hopper"], [e.id for e in day1])
         unsent = [e.id for e in day1 if e.id not in had["subscriber:hopper"]][:4]
         day2_entries = store.new_entries(None, DAY1, day2)
+        ada_had = store.sent_entry_ids(["subscriber:ada"], [e.id for e in day2_entries])
+        ada_unsent = [e.id for e in day2_entries if e.id not in ada_had["subscriber:ada"]][:3]
         store.record_deliveries([
             Delivery("subscriber:hopper", day2.date(), "pending", "<m@x>", tuple(unsent),
                      day2, day2, message=b"x"),
+            # ada's folded entries are outside ada's window but inside lin's
+            Delivery("subscriber:ada", DAY1.date() - timedelta(days=3), "pending", "<a@x>",
+                     tuple(ada_unsent), DAY1, DAY1, message=b"x"),
             Delivery("subscriber:lin", DAY1.date(), "sent", "<l@x>",
                      tuple(e.id for e in day2_entries[:5]), DAY1 + timedelta(hours=1), day2),
         ])  # fmt: skip
@@ -105,6 +110,7 @@ def test_a_batch_builds_the_same_digests_as_reader_by_reader(tmp_path: Path) -> 
     run(replace(config, subscribers=()), day3)
     with open_store(config.settings.state, "write") as store:
         assert store.fold_undelivered("subscriber:hopper", before=day3.date()) == 1
+        assert store.fold_undelivered("subscriber:ada", before=day3.date()) == 1
     one_by_one, batched = digests_both_ways(config, day3)
     shown = [
         (d.reader.name, d.considered, [(p.entry.id, p.score, p.matches) for p in d.picks])
@@ -116,7 +122,8 @@ def test_a_batch_builds_the_same_digests_as_reader_by_reader(tmp_path: Path) -> 
     ]
     # the cases are really different: windows, folded entries and sent ones differ
     considered = {d.reader.name: d.considered for d in one_by_one}
-    assert considered["ada"] == 12, "day 3's entries"
+    assert ada_unsent
+    assert considered["ada"] == 12 + len(ada_unsent), "day 3's entries, and the folded ones"
     assert considered["hopper"] == 24 + len(unsent), "days 2 and 3, and the folded ones"
     assert considered["lin"] == 24 - 5, "days 2 and 3 less what lin had"
     assert considered["grace"] == 12
