@@ -82,10 +82,10 @@ async def deliver_channel(
     """Deliver today's digest to every recipient of the channel that has not had it.
 
     Readers go in batches of `batch`: their ledger rows read at once, earlier undelivered
-    digests folded at once, their digests built together (`build`), each made into a
-    parcel, stored as pending and handed to the senders, which deliver one batch while the
-    next is built (at most one batch waits). Memory holds one or two batches, whatever
-    the number of readers.
+    digests folded at once, their digests built together (`build`); each digest is made
+    into a parcel when the senders have room for it (SENDING_BACKLOG), stored as pending
+    and handed to them, so the senders deliver while the rest is built. Memory holds a
+    batch's digests and a few hundred parcels, whatever the number of readers.
 
     `only`: the scheduled readers that are due (by name), each with the local date it was
     due on (a catch-up just after midnight is still the previous day's digest); readers
