@@ -104,6 +104,12 @@ async def deliver_channel(
         return reports
     if progress is not None:
         progress.due(len(due))
+    # readers of one profile in one zone get the same rendering of the same picks: taken
+    # one after another, they share it from render's small cache (in config order, 500
+    # shared profiles would evict each other before any was used twice); the reports go
+    # back to config order below
+    order = {r.reader.name: i for i, (r, _) in enumerate(due)}
+    due.sort(key=lambda item: (item[0].reader.profile.name, item[0].reader.timezone))
     async with Dispatch(
         channel, store, backlog=min(batch, SENDING_BACKLOG), dry_run=dry_run, progress=progress
     ) as dispatch:
@@ -120,7 +126,6 @@ async def deliver_channel(
                 for report in reports[before:]:
                     progress.done(report)
     reports += dispatch.reports
-    order = {r.reader.name: i for i, (r, _) in enumerate(due)}
     reports.sort(key=lambda r: order.get(r.reader, -1))
     if not dry_run:
         names = {r.reader for r in dispatch.reports if r.outcome == channel.delivered}
