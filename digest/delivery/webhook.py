@@ -12,7 +12,6 @@ URL's path is its credential: reports and logs show only `urls.endpoint(url)`.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Literal
@@ -21,6 +20,7 @@ import httpx
 
 from ..errors import DeliveryError
 from ..models import Config, Digest, Pick, Reader, WebhookOutput
+from ..typeset import plain
 from ..urls import endpoint
 from .channel import Parcel, Recipient, Sender
 
@@ -32,8 +32,6 @@ RETRY_AFTER_MAX = 60.0
 #: characters of an error answer's body shown in the report
 ERROR_BODY = 200
 TIMEOUT = 30.0
-# C0 and C1 controls (but tab and newline) and the bidi controls: never in a chat message
-_INERT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def webhook_reader(config: Config, webhook: WebhookOutput) -> Reader:
@@ -133,7 +131,8 @@ def _why(pick: Pick) -> str:
 
 
 def _inert(text: str) -> str:
-    return _INERT.sub("", text)
+    """Feed text as every output shows it: no control or bidi characters (typeset.plain)."""
+    return plain(text)
 
 
 def _mrkdwn(text: str) -> str:
